@@ -1,0 +1,26 @@
+namespace ImgTool.Block.Devices;
+
+public enum BlockStatusKind
+{
+    /// <summary>The range holds data stored in this image.</summary>
+    Data,
+
+    /// <summary>The range reads as zeros and this image says so (a hole, a zero cluster).</summary>
+    Zero,
+
+    /// <summary>This image does not describe the range: reads fall through to the backing device.</summary>
+    Unallocated,
+}
+
+/// <summary>One extent of block status.</summary>
+/// <param name="Kind">What the range holds.</param>
+/// <param name="LengthBytes">How far the extent reaches from the queried offset.</param>
+/// <param name="HostOffsetBytes">Where the range starts in the host file, or -1 when it has no single place there.</param>
+/// <param name="Depth">The layer of the backing chain that answered: 0 is the image itself.</param>
+/// <param name="Allocated">True when the range is allocated in the host file (QEMU's "present" for a top layer).</param>
+public readonly record struct BlockStatus(BlockStatusKind Kind, long LengthBytes, long HostOffsetBytes = -1, int Depth = 0, bool Allocated = true)
+{
+    public bool IsData => Kind == BlockStatusKind.Data;
+
+    public bool ReadsAsZero => Kind == BlockStatusKind.Zero;
+}

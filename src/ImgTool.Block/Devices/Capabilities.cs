@@ -1,0 +1,51 @@
+using ImgTool.Block.Host;
+using ImgTool.Block.Info;
+
+namespace ImgTool.Block.Devices;
+
+/// <summary>An opened image: a block device plus what `info` reports about it.</summary>
+public interface IImage : IBlockDevice
+{
+    /// <summary>The format's name as qemu-img spells it (raw, qcow2, vmdk, vpc, vhdx, ...).</summary>
+    string FormatName { get; }
+
+    /// <summary>The host file that holds the image (its first file, for multi-file formats).</summary>
+    IHostFile HostFile { get; }
+
+    /// <summary>Cluster size, dirty flag and the format-specific block of `info`.</summary>
+    ImageDetails Details { get; }
+}
+
+/// <summary>An image that may sit on a backing file (a delta image).</summary>
+public interface IBackingChain
+{
+    /// <summary>The backing file name exactly as the image stores it, or null.</summary>
+    string? BackingFileName { get; }
+
+    /// <summary>The backing format the image names, or null when it names none.</summary>
+    string? BackingFormat { get; }
+
+    /// <summary>The opened backing device, or null when there is none or it was not opened.</summary>
+    IBlockDevice? Backing { get; }
+}
+
+/// <summary>An image that can look for inconsistencies in its own metadata and repair them.</summary>
+public interface ICheckable
+{
+    ValueTask<CheckReport> CheckAsync(CheckRepair repair, CancellationToken cancellationToken = default);
+}
+
+/// <summary>An image whose virtual size can change.</summary>
+public interface IResizable
+{
+    ValueTask ResizeAsync(long newSizeBytes, CancellationToken cancellationToken = default);
+}
+
+[Flags]
+public enum CheckRepair
+{
+    None = 0,
+    Leaks = 1,
+    Errors = 2,
+    All = Leaks | Errors,
+}

@@ -1,0 +1,44 @@
+namespace ImgTool.Block.Info;
+
+/// <summary>
+/// A small ordered tree of values for the parts of `info` that differ per format
+/// (QEMU's ImageInfoSpecific). The CLI renders it as JSON or as indented text; the
+/// insertion order of object members is kept, since qemu-img prints fields in a fixed order.
+/// </summary>
+public abstract record InfoValue
+{
+    public static InfoValue Of(string value) => new InfoString(value);
+
+    public static InfoValue Of(long value) => new InfoNumber(value);
+
+    public static InfoValue Of(bool value) => new InfoBool(value);
+}
+
+public sealed record InfoString(string Value) : InfoValue;
+
+public sealed record InfoNumber(long Value) : InfoValue;
+
+public sealed record InfoBool(bool Value) : InfoValue;
+
+public sealed record InfoArray(IReadOnlyList<InfoValue> Items) : InfoValue;
+
+/// <summary>An object whose members keep the order they were added in.</summary>
+public sealed record InfoObject(IReadOnlyList<KeyValuePair<string, InfoValue>> Members) : InfoValue
+{
+    public InfoValue? this[string key] => Members.FirstOrDefault(m => m.Key == key).Value;
+}
+
+/// <summary>What `info` shows beyond size and format.</summary>
+/// <param name="ClusterSizeBytes">The allocation unit, when the format has one.</param>
+/// <param name="DirtyFlag">True when the image was not closed cleanly (qcow2 lazy refcounts, VHDX log).</param>
+/// <param name="FormatSpecificType">The "type" of qemu-img's format-specific block (e.g. "qcow2"), or null when there is none.</param>
+/// <param name="FormatSpecific">The "data" of that block.</param>
+public sealed record ImageDetails(
+    long? ClusterSizeBytes = null,
+    bool DirtyFlag = false,
+    string? FormatSpecificType = null,
+    InfoObject? FormatSpecific = null,
+    bool Encrypted = false)
+{
+    public static ImageDetails None { get; } = new();
+}

@@ -1,0 +1,34 @@
+namespace ImgTool.Block.Options;
+
+public enum ImageOptionKind
+{
+    Size,
+    Bool,
+    Number,
+    String,
+    Choice,
+}
+
+/// <summary>One `-o` option a format accepts, as `-o help` lists it.</summary>
+public sealed record ImageOptionSpec(string Name, ImageOptionKind Kind, string Description, IReadOnlyList<string>? Choices = null, string? Default = null)
+{
+    /// <summary>The value placeholder qemu-img prints in `-o help` ("&lt;size&gt;", "&lt;bool (on/off)&gt;", ...).</summary>
+    public string Placeholder => Kind switch
+    {
+        ImageOptionKind.Size => "<size>",
+        ImageOptionKind.Bool => "<bool (on/off)>",
+        ImageOptionKind.Number => "<num>",
+        _ => "<str>",
+    };
+
+    public string HelpLine
+    {
+        get
+        {
+            string description = Choices is { Count: > 0 } && !Description.Contains("allowed values", StringComparison.Ordinal)
+                ? $"{Description} (allowed values: {string.Join(", ", Choices)})"
+                : Description;
+            return $"  {$"{Name}={Placeholder}",-22} - {description}";
+        }
+    }
+}

@@ -1,0 +1,54 @@
+using ImgTool.Block.Devices;
+using ImgTool.Block.Host;
+using ImgTool.Block.Options;
+
+namespace ImgTool.Formats;
+
+/// <summary>One image format: how to recognise, open and create it, and the `-o` options it takes.</summary>
+public abstract class FormatDriver
+{
+    /// <summary>The name qemu-img uses for the format (raw, qcow2, vmdk, vpc, vhdx, vdi, ...).</summary>
+    public abstract string Name { get; }
+
+    /// <summary>The options `create -o` and `convert -o` accept, in the order `-o help` lists them.</summary>
+    public abstract IReadOnlyList<ImageOptionSpec> CreateOptionSpecs { get; }
+
+    /// <summary>Whether images of this format can name a backing file.</summary>
+    public virtual bool SupportsBackingFile => false;
+
+    /// <summary>How sure the driver is that the data is its format: 0 (no) to 100 (magic and header check out).</summary>
+    public abstract int Probe(ProbeInput input);
+
+    public abstract ValueTask<IImage> OpenAsync(IHostFile file, ImageOpenContext context, CancellationToken cancellationToken = default);
+
+    /// <summary>Writes a new, empty image into an empty host file.</summary>
+    public abstract ValueTask CreateAsync(IHostFile file, ImageCreateRequest request, CancellationToken cancellationToken = default);
+}
+
+/// <summary>What a driver sees when asked whether a file is its format: the start and the end of the file
+/// (VHD keeps its footer at the end).</summary>
+public readonly ref struct ProbeInput(ReadOnlySpan<byte> head, ReadOnlySpan<byte> tail, long fileLength, string? fileName)
+{
+    public const int HeadBytes = 64 * 1024;
+    public const int TailBytes = 512;
+
+    public ReadOnlySpan<byte> Head { get; } = head;
+
+    public ReadOnlySpan<byte> Tail { get; } = tail;
+
+    public long FileLength { get; } = fileLength;
+
+    public string? FileName { get; } = fileName;
+}
+
+/// <summary>Everything a driver needs to open an image besides its host file.</summary>
+/// <param name="ReadOnly">Open without write access.</param>
+/// <param name="OpenBackingAsync">Opens a backing file by the name the image stores and the format it names
+/// (null to probe); relative names are resolved against the image's folder by the opener.
+/// Null when backing files are not to be opened (qemu-img info, rebase -u).</param>
+public sealed record ImageOpenContext(
+    bool ReadOnly,
+    Func<string, string?, CancellationToken, ValueTask<IImage>>? OpenBackingAsync);
+
+/// <summary>A create request: the virtual size, the parsed `-o` options and the backing file, if any.</summary>
+public sealed record ImageCreateRequest(long SizeBytes, ImageOptions Options, string? BackingFile = null, string? BackingFormat = null);

@@ -1,0 +1,44 @@
+using ImgTool.Block.Errors;
+using ImgTool.Block.Host;
+
+namespace ImgTool.Formats;
+
+/// <summary>Creates image files; a failed create leaves no file behind.</summary>
+public static class ImageFactory
+{
+    /// <summary>Creates (or empties) the file at <paramref name="path"/> and writes a new image into it.
+    /// On failure the file is removed, so no half-made image is left looking like a good one.</summary>
+    public static async ValueTask CreateAsync(string path, FormatDriver driver, ImageCreateRequest request, CancellationToken cancellationToken = default)
+    {
+        request.Options.Validate(driver.CreateOptionSpecs, driver.Name);
+        if (request.BackingFile is not null && !driver.SupportsBackingFile)
+        {
+            throw new UnsupportedFeatureException($"format '{driver.Name}' does not support backing files", path);
+        }
+
+        using LinuxHostFile file = LinuxHostFile.Create(path);
+        try
+        {
+            await driver.CreateAsync(file, request, cancellationToken).ConfigureAwait(false);
+            await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            RemoveQuietly(path);
+            throw;
+        }
+    }
+
+    /// <summary>Removes a file this process created, ignoring a file that is already gone.</summary>
+    public static void RemoveQuietly(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Nothing more can be done; the caller is already reporting the original failure.
+        }
+    }
+}

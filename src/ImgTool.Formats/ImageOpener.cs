@@ -1,0 +1,106 @@
+using ImgTool.Block.Devices;
+using ImgTool.Block.Errors;
+using ImgTool.Block.Host;
+
+namespace ImgTool.Formats;
+
+/// <summary>What to open and how.</summary>
+/// <param name="Format">The format to force (-f), or null to probe.</param>
+/// <param name="ForceShare">Take no locks (-U); read-only opens only.</param>
+/// <param name="OpenBacking">Open the backing chain too (false for `info` without --backing-chain and for `rebase -u`).</param>
+public sealed record ImageOpenRequest(
+    string? Format = null,
+    bool ReadOnly = true,
+    bool ForceShare = false,
+    CacheMode Cache = CacheMode.Writeback,
+    bool OpenBacking = true);
+
+/// <summary>Opens an image file: probes or forces its format, then opens its backing chain, read-only,
+/// with relative backing names resolved against the folder of the image that names them.</summary>
+public sealed class ImageOpener(FormatRegistry registry)
+{
+    /// <summary>Deepest backing chain accepted; deeper is almost surely a mistake or a hostile image.</summary>
+    public const int MaxBackingDepth = 64;
+
+    public FormatRegistry Registry { get; } = registry;
+
+    public ValueTask<IImage> OpenAsync(string path, ImageOpenRequest request, CancellationToken cancellationToken = default) =>
+        OpenLayerAsync(path, request.Format, request, [], cancellationToken);
+
+    /// <summary>Resolves a backing file name as QEMU does: absolute names stay, relative ones are relative
+    /// to the folder of the image that names them.</summary>
+    public static string ResolveBackingPath(string imagePath, string backingName) =>
+        Path.IsPathRooted(backingName)
+            ? backingName
+            : Path.Combine(Path.GetDirectoryName(imagePath) ?? ".", backingName);
+
+    /// <summary>Chooses the driver for an open host file by its content.</summary>
+    public async ValueTask<FormatDriver> ProbeAsync(IHostFile file, CancellationToken cancellationToken = default)
+    {
+        long length = file.Length;
+        if (length == 0)
+        {
+            throw new ImageFormatException("cannot determine the format of an empty file; use -f raw to open it as an empty raw image", file.Path);
+        }
+
+        byte[] head = new byte[(int)Math.Min(length, ProbeInput.HeadBytes)];
+        await file.ReadZeroFilledAsync(0, head, cancellationToken).ConfigureAwait(false);
+        byte[] tail = new byte[(int)Math.Min(length, ProbeInput.TailBytes)];
+        await file.ReadZeroFilledAsync(length - tail.Length, tail, cancellationToken).ConfigureAwait(false);
+        return Registry.Probe(new ProbeInput(head, tail, length, file.Path));
+    }
+
+    private async ValueTask<IImage> OpenLayerAsync(string path, string? format, ImageOpenRequest request, IReadOnlyList<string> above, CancellationToken cancellationToken)
+    {
+        string canonical = Canonical(path);
+        if (above.Contains(canonical))
+        {
+            throw new BackingFileException("the backing chain loops back to this image", path);
+        }
+
+        if (above.Count > MaxBackingDepth)
+        {
+            throw new BackingFileException($"the backing chain is deeper than {MaxBackingDepth} images", path);
+        }
+
+        FormatDriver? forced = format is null ? null : Registry.Get(format);
+        var host = LinuxHostFile.Open(path, new HostOpenOptions(
+            request.ReadOnly,
+            request.Cache,
+            request.ForceShare ? HostLockMode.None : HostLockMode.Auto));
+        try
+        {
+            FormatDriver driver = forced ?? await ProbeAsync(host, cancellationToken).ConfigureAwait(false);
+            IReadOnlyList<string> chain = [.. above, canonical];
+            ImageOpenContext context = new(request.ReadOnly, request.OpenBacking ? OpenBacking : null);
+            return await driver.OpenAsync(host, context, cancellationToken).ConfigureAwait(false);
+
+            // Backing files are always opened read-only: only the top image is ever written.
+            ValueTask<IImage> OpenBacking(string name, string? backingFormat, CancellationToken ct) =>
+                OpenLayerAsync(ResolveBackingPath(path, name), backingFormat, request with { ReadOnly = true }, chain, ct);
+        }
+        catch (ImgToolException)
+        {
+            host.Dispose();
+            throw;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            host.Dispose();
+            throw new HostIOException(e.Message, path, e);
+        }
+    }
+
+    private static string Canonical(string path)
+    {
+        string full = Path.GetFullPath(path);
+        try
+        {
+            return new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full;
+        }
+        catch (IOException)
+        {
+            return full;
+        }
+    }
+}
