@@ -1,0 +1,35 @@
+using System.CommandLine;
+using ImgTool.Block.Errors;
+using ImgTool.Block.Host;
+
+namespace ImgTool.Cli.Commands;
+
+/// <summary>Options several commands share, spelled as qemu-img spells them.</summary>
+internal static class CommonOptions
+{
+    public static Option<string?> Format(string name = "-f", string description = "Image format (probed when not given)") =>
+        new(name) { Description = description, HelpName = "fmt" };
+
+    public static Option<bool> ForceShare() =>
+        new("-U", "--force-share") { Description = "Open read-only without taking locks (the image may be in use)" };
+
+    public static Option<string> Output() =>
+        new Option<string>("--output") { Description = "Output format", DefaultValueFactory = _ => "human", HelpName = "human|json" }
+            .AcceptOnlyFromAmong("human", "json");
+
+    public static Option<string?> Cache(string name, string description) =>
+        new(name) { Description = description, HelpName = "cache" };
+
+    public static bool IsJson(this ParseResult parse, Option<string> output) => parse.GetValue(output) == "json";
+
+    /// <summary>Cache mode names as qemu-img takes them (-t / -T).</summary>
+    public static CacheMode ParseCache(string? name, CacheMode fallback) => name switch
+    {
+        null => fallback,
+        "writeback" => CacheMode.Writeback,
+        "writethrough" or "directsync" => CacheMode.Writethrough,
+        "none" => CacheMode.None,
+        "unsafe" => CacheMode.Unsafe,
+        _ => throw new InvalidOptionException($"invalid cache mode '{name}': use writeback, writethrough, none or unsafe"),
+    };
+}

@@ -1,0 +1,95 @@
+using System.CommandLine;
+using ImgTool.Block.Errors;
+using ImgTool.Block.Host;
+using ImgTool.Block.Options;
+using ImgTool.Cli.Rendering;
+using ImgTool.Operations.Convert;
+
+namespace ImgTool.Cli.Commands;
+
+/// <summary>convert [-f fmt] [-O output_fmt] [-o options] [-S sparse_size] [-n] [-p] [-m num] [-W] [-c] filename [filename2 [...]] output_filename</summary>
+internal static class ConvertCommand
+{
+    public static Command Build(CliContext context)
+    {
+        var format = CommonOptions.Format(description: "Source format (probed when not given)");
+        var outputFormat = new Option<string?>("-O") { Description = "Target format (default raw)", HelpName = "output_fmt" };
+        var options = CreateCommand.OptionList();
+        var sparse = new Option<string?>("-S") { Description = "Zero runs of at least this size are not written (default 4k; 0 allocates everything)", HelpName = "sparse_size" };
+        var noCreate = new Option<bool>("-n") { Description = "Do not create the target; write into the existing one" };
+        var progress = new Option<bool>("-p") { Description = "Show progress" };
+        var progressStyle = new Option<string?>("--progress") { Description = "Show progress as human text or as JSON lines on stderr", HelpName = "human|json" }
+            .AcceptOnlyFromAmong("human", "json");
+        var parallel = new Option<int>("-m") { Description = "Requests in flight (1-16, default 8)", DefaultValueFactory = _ => 8, HelpName = "num" };
+        var outOfOrder = new Option<bool>("-W") { Description = "Allow out-of-order writes to the target" };
+        var compress = new Option<bool>("-c") { Description = "Compress the target (formats that support it)" };
+        var forceShare = CommonOptions.ForceShare();
+        var cache = CommonOptions.Cache("-t", "Target cache mode (default unsafe)");
+        var sourceCache = CommonOptions.Cache("-T", "Source cache mode (default writeback)");
+        var targetIsZero = new Option<bool>("--target-is-zero") { Description = "With -n: the target already reads as zeros" };
+        var output = CommonOptions.Output();
+        var files = new Argument<string[]>("filename") { Arity = ArgumentArity.ZeroOrMore, Description = "Source image(s), then the target" };
+        var command = new Command("convert", "Convert (and concatenate) images into a new image")
+        {
+            format, outputFormat, options, sparse, noCreate, progress, progressStyle, parallel, outOfOrder, compress,
+            forceShare, cache, sourceCache, targetIsZero, output, files,
+        };
+        command.SetAction(context, async (parse, cancellationToken) =>
+        {
+            string targetFormat = parse.GetValue(outputFormat) ?? "raw";
+            string[] optionStrings = parse.GetValue(options) ?? [];
+            if (ImageOptions.IsHelpRequest(optionStrings))
+            {
+                await CreateCommand.PrintOptionHelpAsync(context, context.Opener.Registry.Get(targetFormat)).ConfigureAwait(false);
+                return 0;
+            }
+
+            string[] names = parse.GetValue(files) ?? [];
+            if (names.Length < 2)
+            {
+                throw new InvalidOptionException("convert needs a source and a target file name");
+            }
+
+            var convertOptions = new ConvertOptions(
+                names[..^1],
+                names[^1],
+                parse.GetValue(format),
+                targetFormat,
+                optionStrings,
+                parse.GetValue(compress),
+                parse.GetValue(sparse) is { } s ? SizeParser.Parse(s, "sparse size (-S)") : 4096,
+                parse.GetValue(noCreate),
+                parse.GetValue(parallel),
+                parse.GetValue(outOfOrder),
+                parse.GetValue(targetIsZero),
+                parse.GetValue(forceShare),
+                CommonOptions.ParseCache(parse.GetValue(cache), CacheMode.Unsafe),
+                CommonOptions.ParseCache(parse.GetValue(sourceCache), CacheMode.Writeback));
+
+            ProgressPrinter? printer = ProgressPrinter.Create(context, parse.GetValue(progress), parse.GetValue(progressStyle));
+            ConvertResult result = await new ConvertOperation(context.Opener).RunAsync(convertOptions, printer, cancellationToken).ConfigureAwait(false);
+            printer?.Finish();
+            if (parse.IsJson(output))
+            {
+                await context.Output.WriteLineAsync(Json(result)).ConfigureAwait(false);
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static string Json(ConvertResult result) => JsonText.Build(w =>
+    {
+        w.WriteStartObject();
+        w.WriteString("target", result.Target);
+        w.WriteString("format", result.TargetFormat);
+        w.WriteNumber("virtual-size", result.VirtualSizeBytes);
+        w.WriteNumber("bytes-read", result.DataBytesRead);
+        w.WriteNumber("bytes-written", result.BytesWritten);
+        w.WriteNumber("zero-bytes-skipped", result.ZeroBytesSkipped);
+        w.WriteNumber("zero-bytes-written", result.ZeroBytesWritten);
+        w.WriteNumber("seconds", Math.Round(result.Elapsed.TotalSeconds, 3));
+        w.WriteEndObject();
+    });
+}

@@ -1,0 +1,92 @@
+using System.CommandLine;
+using System.Text;
+using ImgTool.Block.Errors;
+using ImgTool.Block.Options;
+using ImgTool.Cli.Rendering;
+using ImgTool.Formats;
+using ImgTool.Operations.Create;
+
+namespace ImgTool.Cli.Commands;
+
+/// <summary>create [-f fmt] [-o options] [-b backing_file [-F backing_fmt]] [-u] [-q] filename [size]</summary>
+internal static class CreateCommand
+{
+    public static Command Build(CliContext context)
+    {
+        var format = CommonOptions.Format(description: "Image format (default raw)");
+        var options = OptionList();
+        var backing = new Option<string?>("-b") { Description = "Backing file", HelpName = "backing_file" };
+        var backingFormat = new Option<string?>("-F") { Description = "Backing file format", HelpName = "backing_fmt" };
+        var unsafeBacking = new Option<bool>("-u") { Description = "Do not open the backing file (its size must be given)" };
+        var output = CommonOptions.Output();
+        var file = new Argument<string?>("filename") { Arity = ArgumentArity.ZeroOrOne };
+        var size = new Argument<string?>("size") { Arity = ArgumentArity.ZeroOrOne, Description = "Virtual size, with an optional k, M, G, T, P or E suffix" };
+        var command = new Command("create", "Create a new image") { format, options, backing, backingFormat, unsafeBacking, output, file, size };
+        command.SetAction(context, async (parse, cancellationToken) =>
+        {
+            string formatName = parse.GetValue(format) ?? "raw";
+            string[] optionStrings = parse.GetValue(options) ?? [];
+            if (ImageOptions.IsHelpRequest(optionStrings))
+            {
+                await PrintOptionHelpAsync(context, context.Opener.Registry.Get(formatName)).ConfigureAwait(false);
+                return 0;
+            }
+
+            string fileName = parse.GetValue(file) ?? throw new InvalidOptionException("expecting one image file name");
+            long? sizeBytes = parse.GetValue(size) is { } text ? SizeParser.Parse(text, "image size") : null;
+            CreateResult result = await new CreateOperation(context.Opener).RunAsync(
+                new CreateOptions(fileName, formatName, sizeBytes, optionStrings, parse.GetValue(backing), parse.GetValue(backingFormat), parse.GetValue(unsafeBacking)),
+                cancellationToken).ConfigureAwait(false);
+            if (parse.GetValue(context.Quiet))
+            {
+                return 0;
+            }
+
+            await context.Output.WriteLineAsync(parse.IsJson(output) ? Json(result) : Human(result)).ConfigureAwait(false);
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>-o, repeatable; each takes one comma-separated list.</summary>
+    public static Option<string[]> OptionList() =>
+        new("-o") { Description = "Format options, comma separated (-o help lists them)", HelpName = "options", Arity = ArgumentArity.ZeroOrMore };
+
+    public static async Task PrintOptionHelpAsync(CliContext context, FormatDriver driver)
+    {
+        var text = new StringBuilder("Supported options:\n");
+        foreach (ImageOptionSpec spec in driver.CreateOptionSpecs.OrderBy(s => s.Name, StringComparer.Ordinal))
+        {
+            text.Append(spec.HelpLine).Append('\n');
+        }
+
+        await context.Output.WriteAsync(text.ToString()).ConfigureAwait(false);
+    }
+
+    private static string Human(CreateResult result)
+    {
+        var text = new StringBuilder($"Formatting '{result.FileName}', fmt={result.Format} size={result.SizeBytes}");
+        foreach (var (key, value) in result.Options)
+        {
+            text.Append(' ').Append(key).Append('=').Append(value);
+        }
+
+        return text.ToString();
+    }
+
+    private static string Json(CreateResult result) => JsonText.Build(w =>
+    {
+        w.WriteStartObject();
+        w.WriteString("filename", result.FileName);
+        w.WriteString("format", result.Format);
+        w.WriteNumber("virtual-size", result.SizeBytes);
+        w.WriteStartObject("options");
+        foreach (var (key, value) in result.Options)
+        {
+            w.WriteString(key, value);
+        }
+
+        w.WriteEndObject();
+        w.WriteEndObject();
+    });
+}

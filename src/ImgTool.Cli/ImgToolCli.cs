@@ -1,0 +1,46 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using ImgTool.Cli.Commands;
+using ImgTool.Formats;
+
+namespace ImgTool.Cli;
+
+/// <summary>The imgtool command line: qemu-img's syntax over the operations.</summary>
+public static class ImgToolCli
+{
+    public static string Version { get; } =
+        typeof(ImgToolCli).Assembly.GetName().Version is { } v ? $"{v.Major}.{v.Minor}.{v.Build}" : "0.0.0";
+
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, bool outputRedirected = true, CancellationToken cancellationToken = default)
+    {
+        var context = new CliContext(output, error, outputRedirected, new ImageOpener(FormatRegistry.Default));
+        var root = new RootCommand("imgtool: create, inspect, convert and verify disk images (qemu-img compatible)");
+        root.Options.Add(context.Debug);
+        root.Options.Add(context.Quiet);
+        root.Subcommands.Add(CreateCommand.Build(context));
+        root.Subcommands.Add(InfoCommand.Build(context));
+        root.Subcommands.Add(ConvertCommand.Build(context));
+        root.Subcommands.Add(CompareCommand.Build(context));
+        root.Subcommands.Add(MapCommand.Build(context));
+        root.Subcommands.Add(CheckCommand.Build(context));
+
+        if (args is ["--version" or "-V"])
+        {
+            await output.WriteLineAsync($"imgtool version {Version}").ConfigureAwait(false);
+            return 0;
+        }
+
+        ParseResult parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            // One line, as qemu-img does, instead of the parser's full help text; the most specific error first.
+            ParseError shown = parse.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parse.Errors[0];
+            await error.WriteLineAsync($"imgtool: {shown.Message}").ConfigureAwait(false);
+            await error.WriteLineAsync("Try 'imgtool --help' for more information.").ConfigureAwait(false);
+            return parse.CommandResult.Command.Name == "compare" ? 2 : 1;
+        }
+
+        var invocation = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        return await parse.InvokeAsync(invocation, cancellationToken).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using ImgTool.Block.Devices;
+using ImgTool.Block.Errors;
+using ImgTool.Block.Options;
+using ImgTool.Formats;
+using ImgTool.Operations.Common;
+
+namespace ImgTool.Operations.Convert;
+
+/// <summary>imgtool convert: one or more sources, concatenated, into a new (or, with -n, existing) target.</summary>
+public sealed class ConvertOperation(ImageOpener opener)
+{
+    public const int MaxParallel = 16;
+
+    public async ValueTask<ConvertResult> RunAsync(ConvertOptions options, IProgress<ProgressReport>? progress = null, CancellationToken cancellationToken = default)
+    {
+        Validate(options);
+        FormatDriver driver = opener.Registry.Get(options.TargetFormat);
+        ImageOptions targetOptions = ImageOptions.Parse(options.TargetOptionStrings ?? []);
+        if (options.Compress)
+        {
+            throw new UnsupportedFeatureException($"compression is not supported by format '{driver.Name}'", options.Target);
+        }
+
+        if (options.NoCreate && targetOptions.Values.Count > 0)
+        {
+            throw new InvalidOptionException("-o cannot be used with -n: the target is not created", options.Target);
+        }
+
+        var stopwatch = Stopwatch.StartNew();
+        var sources = new List<IImage>();
+        try
+        {
+            foreach (string source in options.Sources)
+            {
+                sources.Add(await opener.OpenAsync(source, new ImageOpenRequest(options.SourceFormat, ForceShare: options.ForceShare, Cache: options.SourceCache), cancellationToken).ConfigureAwait(false));
+            }
+
+            long totalBytes = sources.Sum(s => s.SizeBytes);
+            if (!options.NoCreate)
+            {
+                targetOptions.Validate(driver.CreateOptionSpecs, driver.Name);
+                await ImageFactory.CreateAsync(options.Target, driver, new ImageCreateRequest(totalBytes, targetOptions), cancellationToken).ConfigureAwait(false);
+            }
+
+            try
+            {
+                ConvertPipeline pipeline = await CopyAsync(options, sources, totalBytes, progress, cancellationToken).ConfigureAwait(false);
+                return new ConvertResult(
+                    options.Target,
+                    driver.Name,
+                    totalBytes,
+                    pipeline.DataBytesRead,
+                    pipeline.BytesWritten,
+                    pipeline.ZeroBytesSkipped,
+                    pipeline.ZeroBytesWritten,
+                    stopwatch.Elapsed);
+            }
+            catch when (!options.NoCreate)
+            {
+                // A half-written target must not stay behind looking like a good image.
+                ImageFactory.RemoveQuietly(options.Target);
+                throw;
+            }
+        }
+        finally
+        {
+            foreach (IImage source in sources)
+            {
+                await source.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async ValueTask<ConvertPipeline> CopyAsync(ConvertOptions options, List<IImage> sources, long totalBytes, IProgress<ProgressReport>? progress, CancellationToken cancellationToken)
+    {
+        await using IImage target = await opener.OpenAsync(
+            options.Target,
+            new ImageOpenRequest(options.TargetFormat, ReadOnly: false, Cache: options.TargetCache),
+            cancellationToken).ConfigureAwait(false);
+        if (target.SizeBytes < totalBytes)
+        {
+            throw new InvalidOptionException(
+                $"the target is smaller than the source ({target.SizeBytes} < {totalBytes} bytes)", options.Target);
+        }
+
+        // A target created here reads as zeros, so zero ranges need no writes at all.
+        bool targetIsZero = !options.NoCreate || options.TargetIsZero;
+        var pipeline = new ConvertPipeline(sources, target, options.SparseBytes, targetIsZero, options.Parallel, options.OutOfOrder, progress);
+        await pipeline.RunAsync(cancellationToken).ConfigureAwait(false);
+        await target.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return pipeline;
+    }
+
+    private static void Validate(ConvertOptions options)
+    {
+        if (options.Sources.Count == 0)
+        {
+            throw new InvalidOptionException("convert needs at least one source and a target");
+        }
+
+        if (options.Parallel is < 1 or > MaxParallel)
+        {
+            throw new InvalidOptionException($"-m must be between 1 and {MaxParallel}");
+        }
+
+        if (options.SparseBytes < 0 || options.SparseBytes % 512 != 0 || options.SparseBytes > ConvertPipeline.ChunkBytes)
+        {
+            throw new InvalidOptionException($"invalid -S {options.SparseBytes}: use a multiple of 512 up to {ConvertPipeline.ChunkBytes}");
+        }
+
+        if (options.TargetIsZero && !options.NoCreate)
+        {
+            throw new InvalidOptionException("--target-is-zero requires -n");
+        }
+    }
+}

@@ -1,0 +1,41 @@
+using ImgTool.Block.Host;
+
+namespace ImgTool.Operations.Convert;
+
+/// <summary>imgtool convert's options, named after qemu-img's flags.</summary>
+/// <param name="Sources">One or more source images, concatenated in order.</param>
+/// <param name="SparseBytes">-S: zero runs of at least this many bytes are not written; 0 writes everything (fully allocated target).</param>
+/// <param name="NoCreate">-n: the target exists already and is not created.</param>
+/// <param name="Parallel">-m: requests in flight (1..16).</param>
+/// <param name="OutOfOrder">-W: writes may complete out of order.</param>
+/// <param name="TargetIsZero">--target-is-zero: with -n, the existing target is known to read as zeros.</param>
+public sealed record ConvertOptions(
+    IReadOnlyList<string> Sources,
+    string Target,
+    string? SourceFormat = null,
+    string TargetFormat = "raw",
+    IReadOnlyList<string>? TargetOptionStrings = null,
+    bool Compress = false,
+    long SparseBytes = 4096,
+    bool NoCreate = false,
+    int Parallel = 8,
+    bool OutOfOrder = false,
+    bool TargetIsZero = false,
+    bool ForceShare = false,
+    CacheMode TargetCache = CacheMode.Unsafe,
+    CacheMode SourceCache = CacheMode.Writeback);
+
+/// <summary>What convert did.</summary>
+/// <param name="DataBytesRead">Bytes read from the sources (zero and unallocated ranges are never read).</param>
+/// <param name="BytesWritten">Bytes written to the target as data.</param>
+/// <param name="ZeroBytesSkipped">Bytes not written because they read as zeros and the target already did.</param>
+/// <param name="ZeroBytesWritten">Bytes made zero in the target with write-zeroes requests.</param>
+public sealed record ConvertResult(
+    string Target,
+    string TargetFormat,
+    long VirtualSizeBytes,
+    long DataBytesRead,
+    long BytesWritten,
+    long ZeroBytesSkipped,
+    long ZeroBytesWritten,
+    TimeSpan Elapsed);

@@ -1,0 +1,74 @@
+using ImgTool.Block.Devices;
+using ImgTool.Block.Info;
+using ImgTool.Formats;
+
+namespace ImgTool.Operations.Info;
+
+public sealed record InfoOptions(string FileName, string? Format = null, bool BackingChain = false, bool ForceShare = false);
+
+/// <summary>What `info` reports about one image (qemu-img's ImageInfo).</summary>
+public sealed record ImageInfo(
+    string FileName,
+    string Format,
+    long VirtualSizeBytes,
+    long ActualSizeBytes,
+    bool DirtyFlag,
+    long? ClusterSizeBytes,
+    bool Encrypted,
+    string? BackingFileName,
+    string? FullBackingFileName,
+    string? BackingFormat,
+    string? FormatSpecificType,
+    InfoObject? FormatSpecific);
+
+/// <summary>The image first, then with --backing-chain each backing image in order.</summary>
+public sealed record InfoResult(IReadOnlyList<ImageInfo> Images);
+
+/// <summary>imgtool info.</summary>
+public sealed class InfoOperation(ImageOpener opener)
+{
+    public async ValueTask<InfoResult> RunAsync(InfoOptions options, CancellationToken cancellationToken = default)
+    {
+        var images = new List<ImageInfo>();
+        await using IImage image = await opener.OpenAsync(
+            options.FileName,
+            new ImageOpenRequest(options.Format, ForceShare: options.ForceShare, OpenBacking: options.BackingChain),
+            cancellationToken).ConfigureAwait(false);
+
+        string fileName = options.FileName;
+        IBlockDevice? layer = image;
+        while (layer is IImage current)
+        {
+            images.Add(Describe(current, fileName));
+            if (!options.BackingChain || current is not IBackingChain { Backing: { } backing, BackingFileName: { } name })
+            {
+                break;
+            }
+
+            fileName = ImageOpener.ResolveBackingPath(fileName, name);
+            layer = backing;
+        }
+
+        return new InfoResult(images);
+    }
+
+    private static ImageInfo Describe(IImage image, string fileName)
+    {
+        ImageDetails details = image.Details;
+        var chain = image as IBackingChain;
+        string? backingName = chain?.BackingFileName;
+        return new ImageInfo(
+            fileName,
+            image.FormatName,
+            image.SizeBytes,
+            image.HostFile.AllocatedBytes,
+            details.DirtyFlag,
+            details.ClusterSizeBytes,
+            details.Encrypted,
+            backingName,
+            backingName is null ? null : ImageOpener.ResolveBackingPath(fileName, backingName),
+            chain?.BackingFormat,
+            details.FormatSpecificType,
+            details.FormatSpecific);
+    }
+}
