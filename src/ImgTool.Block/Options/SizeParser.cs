@@ -41,7 +41,7 @@ public static class SizeParser
             return false; // a fraction of a byte
         }
 
-        decimal scaled = value * (decimal)Math.Pow(2, shift);
+        decimal scaled = value * (1L << shift);
         if (scaled > long.MaxValue)
         {
             return false;
