@@ -77,15 +77,12 @@ public sealed class ImageLockTests : IDisposable
         Assert.Contains("Failed to get shared \"write\" lock", error, StringComparison.Ordinal);
     }
 
-    /// <summary>And we see qemu-img's: while it writes a file, we cannot open that file even to read it.</summary>
+    /// <summary>And we see QEMU's: while qemu-io has the image open for writing, we cannot open it even to read.</summary>
     [Fact]
-    public async Task We_see_qemu_img_write_locks()
+    public async Task We_see_qemu_write_locks()
     {
-        // qemu-img dd holds "write" on its target for as long as it runs; a FIFO as target keeps it
-        // running (blocked once the pipe is full) until we have tried.
-        string fifo = _dir.File("pipe");
-        await Process.Start("mkfifo", [fifo])!.WaitForExitAsync();
-        var qemu = Process.Start(new ProcessStartInfo("qemu-img", ["dd", "if=" + _path, "of=" + fifo, "-f", "raw", "-O", "raw", "bs=65536"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+        // qemu-io holds its locks for as long as it waits for commands on stdin.
+        var qemu = Process.Start(new ProcessStartInfo("qemu-io", ["-f", "raw", _path]) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true })!;
         try
         {
             ImageLockedException? error = null;
@@ -94,7 +91,7 @@ public sealed class ImageLockTests : IDisposable
                 await Task.Delay(20);
                 try
                 {
-                    LinuxHostFile.Open(fifo, new HostOpenOptions(true)).Dispose();
+                    LinuxHostFile.Open(_path, new HostOpenOptions(true)).Dispose();
                 }
                 catch (ImageLockedException e)
                 {
@@ -107,8 +104,11 @@ public sealed class ImageLockTests : IDisposable
         }
         finally
         {
-            qemu.Kill();
-            await qemu.WaitForExitAsync();
+            qemu.StandardInput.Close();
+            if (!qemu.WaitForExit(5000))
+            {
+                qemu.Kill();
+            }
         }
     }
 }
