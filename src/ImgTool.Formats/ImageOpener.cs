@@ -44,10 +44,34 @@ public sealed class ImageOpener(FormatRegistry registry)
         }
 
         byte[] head = new byte[(int)Math.Min(length, ProbeInput.HeadBytes)];
-        await file.ReadZeroFilledAsync(0, head, cancellationToken).ConfigureAwait(false);
+        await ReadDataOnlyAsync(file, 0, head, cancellationToken).ConfigureAwait(false);
         byte[] tail = new byte[(int)Math.Min(length, ProbeInput.TailBytes)];
-        await file.ReadZeroFilledAsync(length - tail.Length, tail, cancellationToken).ConfigureAwait(false);
+        await ReadDataOnlyAsync(file, length - tail.Length, tail, cancellationToken).ConfigureAwait(false);
         return Registry.Probe(new ProbeInput(head, tail, length, file.Path));
+    }
+
+    /// <summary>
+    /// Reads only what the file stores as data; holes are zeros without a read. Reading a preallocated
+    /// (unwritten) extent would pull it into the page cache, after which SEEK_DATA reports it as data,
+    /// so probing must not change what `map` shows afterwards.
+    /// </summary>
+    private static async ValueTask ReadDataOnlyAsync(IHostFile file, long offsetBytes, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        for (int done = 0; done < buffer.Length;)
+        {
+            HostExtent extent = file.GetExtent(offsetBytes + done, buffer.Length - done);
+            Memory<byte> part = buffer.Slice(done, (int)extent.LengthBytes);
+            if (extent.IsData)
+            {
+                await file.ReadZeroFilledAsync(offsetBytes + done, part, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                part.Span.Clear();
+            }
+
+            done += part.Length;
+        }
     }
 
     private async ValueTask<IImage> OpenLayerAsync(string path, string? format, ImageOpenRequest request, IReadOnlyList<string> above, CancellationToken cancellationToken)
