@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (qemu-utils for the interop tests), runs every
+# test project, and prints the totals as "N passed, N failed". Exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v qemu-img >/dev/null 2>&1 || need+=(qemu-utils)
+command -v qemu-io >/dev/null 2>&1 || need+=(qemu-utils)
+command -v chattr >/dev/null 2>&1 || need+=(e2fsprogs)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null || {
+    echo "test.sh: could not install ${need[*]}; the interop tests need them" >&2
+    exit 1
+  }
+fi
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+dotnet test ImgTool.sln --nologo -v quiet --logger "trx" --results-directory "$results" "$@"
+status=$?
+
+passed=0; failed=0
+for trx in "$results"/*.trx; do
+  [ -e "$trx" ] || continue
+  counters=$(grep -o '<Counters [^>]*>' "$trx")
+  p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  f=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+done
+
+if [ "$passed" -eq 0 ] && [ "$status" -ne 0 ]; then
+  failed=$((failed > 0 ? failed : 1)) # the build failed: nothing ran
+fi
+echo "$passed passed, $failed failed"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
