@@ -16,6 +16,9 @@ public abstract class FormatDriver
     /// <summary>Whether images of this format can name a backing file.</summary>
     public virtual bool SupportsBackingFile => false;
 
+    /// <summary>Whether opened images implement <see cref="ICompressedWrites"/> (convert -c), given the create options.</summary>
+    public virtual bool SupportsCompression(ImgTool.Block.Options.ImageOptions options) => false;
+
     /// <summary>How sure the driver is that the data is its format: 0 (no) to 100 (magic and header check out).</summary>
     public abstract int Probe(ProbeInput input);
 
