@@ -81,7 +81,7 @@ internal sealed partial class VhdImage : IImage, IBackingChain, ICheckable
     public IBlockDevice? Backing => _backing;
 
     /// <summary>Bytes of the sector bitmap in front of each block: one bit per sector, padded to whole sectors.</summary>
-    public static int BitmapBytesFor(int blockBytes) => (((blockBytes / SectorBytes / 8) + SectorBytes - 1) / SectorBytes) * SectorBytes;
+    public static int BitmapBytesFor(int blockBytes) => (((blockBytes / SectorBytes) + 7) / 8 + SectorBytes - 1) / SectorBytes * SectorBytes;
 
     public async ValueTask ReadAsync(long offsetBytes, Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
