@@ -44,7 +44,6 @@ public sealed class ConvertOperation(ImageOpener opener)
             long totalBytes = sources.Sum(s => s.SizeBytes);
             if (!options.NoCreate)
             {
-                targetOptions.Validate(driver.CreateOptionSpecs, driver.Name);
                 await ImageFactory.CreateAsync(options.Target, driver, new ImageCreateRequest(totalBytes, targetOptions), cancellationToken).ConfigureAwait(false);
             }
 
