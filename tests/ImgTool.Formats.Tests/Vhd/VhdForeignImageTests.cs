@@ -59,9 +59,11 @@ public sealed class VhdForeignImageTests : IDisposable
     {
         (string child, _) = await MakeChain();
         PatchLocator(child, 0, offset: 1L << 40, length: 64);
-        await using IImage image = await _opener.OpenAsync(child, new ImageOpenRequest());
-        Assert.Equal(Path.Combine(Path.GetDirectoryName(child)!, "base.vhd"), ((IBackingChain)image).BackingFileName); // the absolute locator
-        Assert.NotNull(((IBackingChain)image).Backing);
+        await using (IImage image = await _opener.OpenAsync(child, new ImageOpenRequest()))
+        {
+            Assert.Equal(Path.Combine(Path.GetDirectoryName(child)!, "base.vhd"), ((IBackingChain)image).BackingFileName); // the absolute locator
+            Assert.NotNull(((IBackingChain)image).Backing);
+        }
 
         PatchLocator(child, 0, offset: 0, length: uint.MaxValue);
         await using IImage image2 = await _opener.OpenAsync(child, new ImageOpenRequest());
