@@ -1,5 +1,6 @@
 using ImgTool.Block.Errors;
 using ImgTool.Formats.Raw;
+using ImgTool.Formats.Vhdx;
 
 namespace ImgTool.Formats;
 
@@ -7,7 +8,7 @@ namespace ImgTool.Formats;
 public sealed class FormatRegistry(IReadOnlyList<FormatDriver> drivers)
 {
     /// <summary>Every built-in format.</summary>
-    public static FormatRegistry Default { get; } = new([RawFormat.Instance]);
+    public static FormatRegistry Default { get; } = new([VhdxFormat.Instance, RawFormat.Instance]);
 
     public IReadOnlyList<FormatDriver> Drivers { get; } = drivers;
 
