@@ -440,6 +440,7 @@ internal sealed class VhdxImage : IImage, IBackingChain, ICheckable
     private async ValueTask AllocateAndWriteAsync(long block, long inBlock, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        bool released = false;
         try
         {
             long index = Geometry.PayloadIndex(block);
@@ -455,6 +456,21 @@ internal sealed class VhdxImage : IImage, IBackingChain, ICheckable
             long blockLength = Math.Min(Geometry.BlockSizeBytes, Geometry.VirtualSizeBytes - blockStart);
             long hostOffset;
             bool copyUp = Geometry.HasParent && state is VhdxBlockState.NotPresent or VhdxBlockState.PartiallyPresent;
+            if (!copyUp)
+            {
+                // The new block lies past the end of the file, so it reads as zeros, which is what
+                // every non-present state of a non-differencing block reads as: the entry can be
+                // published at once and the data written outside the lock, concurrently with others.
+                hostOffset = _fileEndBytes;
+                _fileEndBytes += Geometry.BlockSizeBytes;
+                HostFile.SetLength(_fileEndBytes);
+                SetBatEntry(index, VhdxBatGeometry.Entry(VhdxBlockState.FullyPresent, hostOffset));
+                _lock.Release();
+                released = true;
+                await HostFile.WriteAsync(hostOffset + inBlock, data, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
             if (state == VhdxBlockState.PartiallyPresent && Geometry.HasParent)
             {
                 hostOffset = PayloadOffset(entry, block); // keep its place; the parent's sectors are copied in
@@ -479,7 +495,10 @@ internal sealed class VhdxImage : IImage, IBackingChain, ICheckable
         }
         finally
         {
-            _lock.Release();
+            if (!released)
+            {
+                _lock.Release();
+            }
         }
     }
 
