@@ -228,6 +228,113 @@ public sealed class VhdxFormatTests : IDisposable
         Assert.True(code == 0, output);
     }
 
+    /// <summary>Hyper-V writes differencing blocks as PARTIALLY_PRESENT with a sector bitmap (spec 3.4.2):
+    /// set sectors come from the child, the others from the parent; a write turns the block fully present.</summary>
+    [Fact]
+    public async Task Partially_present_blocks_read_through_their_sector_bitmap()
+    {
+        string parentPath = _dir.File("p.vhdx");
+        string childPath = _dir.File("c.vhdx");
+        await Create(parentPath, 4 * MiB, "block_size=1M");
+        byte[] model = new byte[4 * MiB];
+        await using (IImage parent = await _opener.OpenAsync(parentPath, new ImageOpenRequest(ReadOnly: false)))
+        {
+            await WriteBoth(parent, model, 0, 4 * (int)MiB, 11);
+        }
+
+        await ImageFactory.CreateAsync(childPath, VhdxFormat.Instance, new ImageCreateRequest(4 * MiB, ImageOptions.Parse(["block_size=1M"]), "p.vhdx", "vhdx"));
+
+        // Block 1 at 8 MiB of the file: sectors 0-7 and 100 present; the bitmap block at 9 MiB.
+        byte[] bytes = await File.ReadAllBytesAsync(childPath);
+        (long batOffset, _) = Regions(bytes);
+        Array.Resize(ref bytes, 10 * (int)MiB);
+        byte[] childData = new byte[MiB];
+        new Random(12).NextBytes(childData);
+        childData.CopyTo(bytes, 8 * MiB);
+        var g = new VhdxBatGeometry(4 * MiB, MiB, 512, hasParent: true);
+        long bitmapStart = (9 * MiB) + (1 * g.SectorsPerBlock / 8);
+        bytes[bitmapStart] = 0xff;
+        bytes[bitmapStart + (100 / 8)] |= 1 << (100 % 8);
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan((int)(batOffset + (g.PayloadIndex(1) * 8))), VhdxBatGeometry.Entry(VhdxBlockState.PartiallyPresent, 8 * MiB));
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan((int)(batOffset + (g.BitmapIndex(0) * 8))), VhdxBatGeometry.Entry(VhdxBlockState.FullyPresent, 9 * MiB));
+        await File.WriteAllBytesAsync(childPath, bytes);
+        childData.AsSpan(0, 8 * 512).CopyTo(model.AsSpan((int)MiB));
+        childData.AsSpan(100 * 512, 512).CopyTo(model.AsSpan((int)MiB + (100 * 512)));
+
+        await using (IImage child = await _opener.OpenAsync(childPath, new ImageOpenRequest()))
+        {
+            byte[] back = new byte[model.Length];
+            await child.ReadAsync(0, back);
+            Assert.Equal(model, back);
+            Assert.Equal(new BlockStatus(BlockStatusKind.Data, 8 * 512, 8 * MiB), await child.GetStatusAsync(MiB, MiB));
+            Assert.Equal(new BlockStatus(BlockStatusKind.Unallocated, 92 * 512, Allocated: false), await child.GetStatusAsync(MiB + (8 * 512), MiB - (8 * 512)));
+            Assert.Equal(0, (await ((ICheckable)child).CheckAsync(CheckRepair.None)).Corruptions);
+        }
+
+        await using (IImage child = await _opener.OpenAsync(childPath, new ImageOpenRequest(ReadOnly: false)))
+        {
+            await WriteBoth(child, model, MiB + 50_000, 3000, 13);
+        }
+
+        await using IImage again = await _opener.OpenAsync(childPath, new ImageOpenRequest());
+        byte[] after = new byte[model.Length];
+        await again.ReadAsync(0, after);
+        Assert.Equal(model, after);
+        Assert.Equal(BlockStatusKind.Data, (await again.GetStatusAsync(MiB, MiB)).Kind);
+    }
+
+    /// <summary>4 KiB logical sectors (as Hyper-V may write) change the chunk ratio; the data reads the same.</summary>
+    [Fact]
+    public async Task Images_with_4k_logical_sectors_read()
+    {
+        string path = _dir.File("4k.vhdx");
+        await Create(path, 16 * MiB, "block_size=1M");
+        byte[] model = new byte[16 * MiB];
+        await using (IImage image = await _opener.OpenAsync(path, new ImageOpenRequest(ReadOnly: false)))
+        {
+            await WriteBoth(image, model, 3 * MiB, 2 * (int)MiB, 21);
+        }
+
+        byte[] bytes = await File.ReadAllBytesAsync(path);
+        (_, long metadataOffset) = Regions(bytes);
+        List<VhdxMetadataEntry> entries = VhdxMetadataTable.ReadEntries(bytes.AsSpan((int)metadataOffset, VhdxMetadataTable.TableBytes), (uint)MiB, path);
+        foreach (Guid id in new[] { VhdxMetadataTable.LogicalSectorSize, VhdxMetadataTable.PhysicalSectorSize })
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan((int)(metadataOffset + entries.Single(e => e.ItemId == id).OffsetBytes)), 4096);
+        }
+
+        await File.WriteAllBytesAsync(path, bytes);
+        await using (IImage image = await _opener.OpenAsync(path, new ImageOpenRequest()))
+        {
+            Assert.Equal(4096, image.Alignment);
+            byte[] back = new byte[model.Length];
+            await image.ReadAsync(0, back);
+            Assert.Equal(model, back);
+        }
+
+        // qemu-img 7.2 refuses 4 KiB logical sectors ("Operation not supported"); Hyper-V writes them.
+        var (code, _) = await Run("qemu-img", "info", path);
+        Assert.NotEqual(0, code);
+    }
+
+    [Fact]
+    public async Task A_log_entry_that_writes_outside_the_file_is_refused()
+    {
+        string path = _dir.File("badlog.vhdx");
+        await CrashedImage(path);
+        byte[] bytes = await File.ReadAllBytesAsync(path);
+        // The first descriptor's file offset (log at 1 MiB, entry at its start) pointed far past the file.
+        int descriptor = (int)VhdxLayout.HeaderSectionEnd + VhdxLog.HeaderBytes;
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(descriptor + VhdxLog.DescFileOffsetOffset), 1UL << 45);
+        byte[] entry = bytes.AsSpan((int)VhdxLayout.HeaderSectionEnd, 2 * VhdxLog.SectorBytes).ToArray();
+        Crc32C.Stamp(entry, VhdxLog.ChecksumOffset);
+        entry.CopyTo(bytes, (int)VhdxLayout.HeaderSectionEnd);
+        await File.WriteAllBytesAsync(path, bytes);
+        var e = await Assert.ThrowsAsync<ImageCorruptException>(async () => await _opener.OpenAsync(path, new ImageOpenRequest()));
+        Assert.Contains("outside the file", e.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<ImageCorruptException>(async () => await _opener.OpenAsync(path, new ImageOpenRequest(ReadOnly: false)));
+    }
+
     [Theory]
     [InlineData("header checksums", "both headers are damaged")]
     [InlineData("region tables", "both region tables are damaged")]
