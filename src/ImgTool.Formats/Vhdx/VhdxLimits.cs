@@ -24,8 +24,9 @@ internal static class VhdxLimits
     /// <summary>Spec 3.5.1.1: a metadata item is at most 1 MiB.</summary>
     public const int MaxMetadataItemBytes = (int)MiB;
 
-    /// <summary>The whole BAT is kept in memory (as QEMU does); larger tables are refused rather than allocated.</summary>
-    public const long MaxBatBytes = 512 * MiB;
+    /// <summary>The whole BAT is kept in memory (as QEMU does); larger tables (more than 16 TiB in
+    /// 1 MiB blocks, 512 TiB in the 32 MiB blocks Hyper-V uses) are refused rather than allocated.</summary>
+    public const long MaxBatBytes = 128 * MiB;
 
     /// <summary>Offsets beyond this (1 PiB) cannot be real file positions here.</summary>
     public const long MaxFileOffsetBytes = 1024 * TiB;

@@ -188,12 +188,24 @@ internal static class VhdxOpen
             }
         }
 
-        byte[] batBytes = new byte[geometry.BatBytes];
-        await ReadAsync((long)batRegion.FileOffsetBytes, batBytes).ConfigureAwait(false);
-        ulong[] table = new ulong[geometry.TotalEntries];
-        for (long i = 0; i < table.Length; i++)
+        // The table is sized by the file, not only by the header: a BAT past the end of the file
+        // is a damaged or hostile image, and must not make us allocate for it.
+        long batOffset = (long)batRegion.FileOffsetBytes;
+        if (batOffset + geometry.BatBytes > Math.Max(file.Length, patches?.Max(p => p.FileOffsetBytes + p.LengthBytes) ?? 0))
         {
-            table[i] = BinaryPrimitives.ReadUInt64LittleEndian(batBytes.AsSpan((int)(i * 8)));
+            throw new ImageCorruptException($"the BAT ({geometry.BatBytes} bytes at {batOffset}) reaches past the end of the file", "region table", VhdxLayout.RegionTable1Offset, path);
+        }
+
+        ulong[] table = new ulong[geometry.TotalEntries];
+        byte[] chunk = new byte[Math.Min(geometry.BatBytes, VhdxLimits.MiB)];
+        for (long done = 0; done < geometry.BatBytes; done += chunk.Length)
+        {
+            int length = (int)Math.Min(chunk.Length, geometry.BatBytes - done);
+            await ReadAsync(batOffset + done, chunk.AsMemory(0, length)).ConfigureAwait(false);
+            for (int i = 0; i < length; i += VhdxBatGeometry.EntryBytes)
+            {
+                table[(done + i) / VhdxBatGeometry.EntryBytes] = BinaryPrimitives.ReadUInt64LittleEndian(chunk.AsSpan(i));
+            }
         }
 
         var layout = new VhdxLayoutInfo(

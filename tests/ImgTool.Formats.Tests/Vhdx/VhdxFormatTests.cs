@@ -147,6 +147,26 @@ public sealed class VhdxFormatTests : IDisposable
     }
 
     [Fact]
+    public async Task Concurrent_writes_to_fresh_blocks_all_land()
+    {
+        string path = _dir.File("concurrent.vhdx");
+        await Create(path, 32 * MiB, "block_size=1M");
+        byte[] model = new byte[32 * MiB];
+        await using (IImage image = await _opener.OpenAsync(path, new ImageOpenRequest(ReadOnly: false)))
+        {
+            // 64 KiB pieces in a shuffled order, many per block, all in flight at once.
+            int[] order = [.. Enumerable.Range(0, 512).OrderBy(i => (i * 7919) % 512)];
+            await Task.WhenAll(order.Select(i => WriteBoth(image, model, i * 65536L, 65536, i)));
+        }
+
+        await using IImage reader = await _opener.OpenAsync(path, new ImageOpenRequest());
+        byte[] back = new byte[model.Length];
+        await reader.ReadAsync(0, back);
+        Assert.Equal(model, back);
+        Assert.Equal(0, (await ((ICheckable)reader).CheckAsync(CheckRepair.None)).Corruptions);
+    }
+
+    [Fact]
     public async Task A_differencing_image_reads_through_to_its_parent_and_copies_up_on_write()
     {
         string parentPath = _dir.File("parent.vhdx");
@@ -343,6 +363,8 @@ public sealed class VhdxFormatTests : IDisposable
     [InlineData("metadata entry count", "metadata table has")]
     [InlineData("BAT offset past the file", "outside the file")]
     [InlineData("metadata item outside the region", "lies outside the metadata region")]
+    [InlineData("huge virtual size", "too small")]
+    [InlineData("huge virtual size and BAT region", "reaches past the end of the file")]
     public async Task Hostile_images_give_clear_errors(string damage, string message)
     {
         string path = _dir.File("hostile.vhdx");
@@ -381,6 +403,22 @@ public sealed class VhdxFormatTests : IDisposable
                 break;
             case "BAT offset past the file":
                 BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan((int)batOffset), (0xFFFFFFFFFFFUL << 20) | 6);
+                break;
+            case "huge virtual size":
+            case "huge virtual size and BAT region":
+                if (damage.EndsWith("region", StringComparison.Ordinal))
+                {
+                    foreach (long at in new[] { VhdxLayout.RegionTable1Offset, VhdxLayout.RegionTable2Offset })
+                    {
+                        Span<byte> table = bytes.AsSpan((int)at, VhdxRegionTable.SizeBytes);
+                        var regions = VhdxRegionTable.TryRead(table)!;
+                        VhdxRegionTable.Write(table, [.. regions.Select(r => r.Id == VhdxRegionTable.BatRegion ? r with { LengthBytes = 128 * (uint)MiB } : r)]);
+                    }
+                }
+
+                List<VhdxMetadataEntry> entries = VhdxMetadataTable.ReadEntries(bytes.AsSpan((int)metadataOffset, VhdxMetadataTable.TableBytes), (uint)MiB, path);
+                long sizeItem = metadataOffset + entries.Single(e => e.ItemId == VhdxMetadataTable.VirtualDiskSize).OffsetBytes;
+                BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan((int)sizeItem), 8UL << 40);
                 break;
             case "metadata item outside the region":
                 BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan((int)metadataOffset + VhdxMetadataTable.EntriesOffset + VhdxMetadataEntry.OffsetOffset), 0xFFFF0000);
