@@ -1,6 +1,7 @@
 using ImgTool.Block.Errors;
-using ImgTool.Formats.Raw;
 using ImgTool.Formats.Vhd;
+using ImgTool.Formats.Vhdx;
+using ImgTool.Formats.Raw;
 
 namespace ImgTool.Formats;
 
@@ -8,7 +9,7 @@ namespace ImgTool.Formats;
 public sealed class FormatRegistry(IReadOnlyList<FormatDriver> drivers)
 {
     /// <summary>Every built-in format.</summary>
-    public static FormatRegistry Default { get; } = new([VhdFormat.Instance, RawFormat.Instance]);
+    public static FormatRegistry Default { get; } = new([VhdFormat.Instance, VhdxFormat.Instance, RawFormat.Instance]);
 
     public IReadOnlyList<FormatDriver> Drivers { get; } = drivers;
 
