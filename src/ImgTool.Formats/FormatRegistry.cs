@@ -1,4 +1,5 @@
 using ImgTool.Block.Errors;
+using ImgTool.Formats.Qcow2;
 using ImgTool.Formats.Raw;
 
 namespace ImgTool.Formats;
@@ -7,7 +8,7 @@ namespace ImgTool.Formats;
 public sealed class FormatRegistry(IReadOnlyList<FormatDriver> drivers)
 {
     /// <summary>Every built-in format.</summary>
-    public static FormatRegistry Default { get; } = new([RawFormat.Instance]);
+    public static FormatRegistry Default { get; } = new([Qcow2Format.Instance, RawFormat.Instance]);
 
     public IReadOnlyList<FormatDriver> Drivers { get; } = drivers;
 
