@@ -277,7 +277,10 @@ internal sealed partial class Qcow2Image
             long span = Qcow2L2Entry.CompressedSpanBytes(entry, _clusterBits) + (Qcow2L2Entry.CompressedHostOffset(entry, _clusterBits) & 511);
             for (long cluster = host >> _clusterBits; cluster <= (host + span - 1) >> _clusterBits; cluster++)
             {
-                await Refcounts.AddAsync(cluster, -1, cancellationToken).ConfigureAwait(false);
+                if (await Refcounts.AddAsync(cluster, -1, cancellationToken).ConfigureAwait(false) == 0)
+                {
+                    ForgetCompressedCursor(cluster);
+                }
             }
 
             return;
@@ -287,6 +290,11 @@ internal sealed partial class Qcow2Image
         if (offset != 0)
         {
             ulong left = await Refcounts.AddAsync(offset >> _clusterBits, -1, cancellationToken).ConfigureAwait(false);
+            if (left == 0)
+            {
+                ForgetCompressedCursor(offset >> _clusterBits);
+            }
+
             if (left == 0 && offset + ClusterSize <= HostFile.Length)
             {
                 // Give the space back to the host, as QEMU passes discards of freed clusters down.
@@ -465,8 +473,8 @@ internal sealed partial class Qcow2Image
         long host;
         long cursor = _compressedCursor;
         long used = cursor & (ClusterSize - 1);
-        if (cursor != 0 && used != 0
-            && await Refcounts.GetAsync(cursor >> _clusterBits, cancellationToken).ConfigureAwait(false) != 0)
+        ulong cursorRefcount = cursor != 0 && used != 0 ? await Refcounts.GetAsync(cursor >> _clusterBits, cancellationToken).ConfigureAwait(false) : 0;
+        if (cursorRefcount != 0 && cursorRefcount < Refcounts.MaxRefcount)
         {
             long room = ClusterSize - used;
             long extra = length <= room ? 0 : ((length - room) + ClusterSize - 1) / ClusterSize;
@@ -496,6 +504,15 @@ internal sealed partial class Qcow2Image
         _compressedCursor = host + length;
         CheckCompressedOffset(host);
         return host;
+    }
+
+    /// <summary>A freed cluster may be handed out for anything, so compressed data must not be packed into it.</summary>
+    private void ForgetCompressedCursor(long cluster)
+    {
+        if (_compressedCursor != 0 && ((_compressedCursor - 1) >> _clusterBits) == cluster)
+        {
+            _compressedCursor = 0;
+        }
     }
 
     private void CheckCompressedOffset(long host)
