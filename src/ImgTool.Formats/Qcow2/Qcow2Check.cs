@@ -253,6 +253,11 @@ internal sealed class Qcow2Check(Qcow2Image image)
             }
 
             long entryOffset = header.L1TableOffset + (i * 8);
+            if ((entry & Qcow2L2Entry.L1ReservedMask) != 0)
+            {
+                Corruption("L1 table", entryOffset, $"ERROR found L1 entry with reserved bits set: {entry:x}");
+            }
+
             if ((l2Offset & (ClusterSize - 1)) != 0)
             {
                 Corruption("L1 table", entryOffset, $"ERROR l2_offset={l2Offset}: Table is not cluster aligned; L1 entry corrupted");
@@ -279,6 +284,7 @@ internal sealed class Qcow2Check(Qcow2Image image)
     private void CheckL2(byte[] l2, long l2Offset, long l1Index, bool active)
     {
         long entries = image.L2Entries;
+        _nextContiguous = 0; // QEMU counts fragmentation within each L2 table
         for (long j = 0; j < entries; j++)
         {
             (ulong entry, ulong bitmap) = image.ReadL2Entry(l2, j);
