@@ -1,0 +1,492 @@
+using System.Buffers.Binary;
+using ImgTool.Block.Devices;
+using ImgTool.Block.Errors;
+using ImgTool.Block.Host;
+
+namespace ImgTool.Formats.Qcow2;
+
+/// <summary>
+/// qemu-img check for qcow2 (QEMU's qcow2_check_refcounts): counts the references every structure
+/// makes to each host cluster, compares them with the stored refcounts, checks OFLAG_COPIED and
+/// entry alignment, and repairs leaks (-r leaks) or everything it can (-r all, rebuilding the
+/// refcount structure when stored refcounts are too low, so that no live cluster is handed out).
+/// </summary>
+internal sealed class Qcow2Check(Qcow2Image image)
+{
+    private readonly List<CheckFinding> _findings = [];
+    private readonly List<CopiedExpectation> _copied = [];
+    private uint[] _references = [];
+    private long _clusters;
+    private long _corruptions;
+    private long _leaks;
+    private long _checkErrors;
+    private long _allocated;
+    private long _fragmented;
+    private long _compressed;
+    private long _nextContiguous;
+    private readonly List<long> _refcountStructure = [];
+
+    private IHostFile File => image.HostFile;
+
+    private long ClusterSize => image.ClusterSize;
+
+    public async ValueTask<CheckReport> RunAsync(CheckRepair repair, CancellationToken cancellationToken)
+    {
+        await image.MetadataLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await RunLockedAsync(repair, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            image.MetadataLock.Release();
+        }
+    }
+
+    private async ValueTask<CheckReport> RunLockedAsync(CheckRepair repair, CancellationToken cancellationToken)
+    {
+        Qcow2Header header = image.Header;
+        _clusters = (File.Length + ClusterSize - 1) / ClusterSize;
+        long totalClusters = (header.SizeBytes + ClusterSize - 1) / ClusterSize;
+        if (_clusters > Qcow2Limits.MaxCheckClusters)
+        {
+            _checkErrors++;
+            _findings.Add(new CheckFinding(CheckSeverity.CheckError, "image", 0, $"the image has {_clusters} clusters; this build checks at most {Qcow2Limits.MaxCheckClusters}", false));
+            return Report(totalClusters, 0);
+        }
+
+        _references = new uint[_clusters];
+        Reference(0, ClusterSize, "header");
+        Reference(header.L1TableOffset, header.L1Size * 8L, "L1 table");
+        await CheckL1Async(image.L1, active: true, cancellationToken).ConfigureAwait(false);
+
+        (IReadOnlyList<Qcow2Snapshot> snapshots, long snapshotTableBytes) = await Qcow2Snapshots.ReadAsync(File, header, cancellationToken).ConfigureAwait(false);
+        foreach (Qcow2Snapshot snapshot in snapshots)
+        {
+            if (snapshot.L1TableOffset + (snapshot.L1Size * 8L) > File.Length)
+            {
+                Corruption("snapshot", snapshot.L1TableOffset, $"snapshot {snapshot.Id} L1 table lies beyond the end of the image");
+                continue;
+            }
+
+            Reference(snapshot.L1TableOffset, snapshot.L1Size * 8L, "snapshot L1 table");
+            long[] l1 = await Qcow2Image.ReadL1Async(File, snapshot.L1TableOffset, snapshot.L1Size, cancellationToken).ConfigureAwait(false);
+            await CheckL1Async(l1, active: false, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (header.NbSnapshots > 0)
+        {
+            Reference(header.SnapshotsOffset, snapshotTableBytes, "snapshot table");
+        }
+
+        // The refcount structure references itself; remembered so a rebuild can leave it out.
+        int before = CountStructureStart();
+        Reference(header.RefcountTableOffset, header.RefcountTableClusters * ClusterSize, "refcount table");
+        IReadOnlyList<long> table = image.Refcounts.Table;
+        var blocks = new long[table.Count];
+        for (int i = 0; i < table.Count; i++)
+        {
+            long offset = (long)((ulong)table[i] & Qcow2L2Entry.OffsetMask);
+            if (offset == 0)
+            {
+                continue;
+            }
+
+            if ((offset & (ClusterSize - 1)) != 0)
+            {
+                Corruption("refcount table", header.RefcountTableOffset + (i * 8L), $"ERROR refcount block {i} is not cluster aligned; refcount table entry corrupted");
+                continue;
+            }
+
+            if (offset >= File.Length)
+            {
+                Corruption("refcount table", header.RefcountTableOffset + (i * 8L), $"ERROR refcount block {i} is outside image");
+                continue;
+            }
+
+            blocks[i] = offset;
+            Reference(offset, ClusterSize, "refcount block");
+        }
+
+        RecordStructure(header, blocks, before);
+
+        ulong[] stored = await ReadStoredRefcountsAsync(blocks, cancellationToken).ConfigureAwait(false);
+        long highest = -1;
+        bool tooLow = false;
+        long leaksFixed = 0;
+        long corruptionsFixed = 0;
+        var leaked = new List<long>();
+        for (long i = 0; i < _clusters; i++)
+        {
+            ulong computed = _references[i];
+            if (stored[i] != 0 || computed != 0)
+            {
+                highest = i;
+            }
+
+            if (stored[i] == computed)
+            {
+                continue;
+            }
+
+            if (stored[i] < computed)
+            {
+                tooLow = true;
+                Corruption("refcount block", i * ClusterSize, $"ERROR cluster {i} refcount={stored[i]} reference={computed}");
+            }
+            else
+            {
+                _leaks++;
+                leaked.Add(i);
+                _findings.Add(new CheckFinding(CheckSeverity.Leak, "refcount block", i * ClusterSize, $"Leaked cluster {i} refcount={stored[i]} reference={computed}", repair.HasFlag(CheckRepair.Leaks)));
+            }
+        }
+
+        // OFLAG_COPIED must be set exactly when the refcount is one (spec: bit 63 of L1 and L2 entries).
+        var copiedWrong = new List<CopiedExpectation>();
+        foreach (CopiedExpectation expectation in _copied)
+        {
+            long cluster = expectation.HostOffset / ClusterSize;
+            ulong refcount = cluster < stored.Length ? stored[cluster] : 0;
+            bool wanted = refcount == 1;
+            if (wanted != expectation.HasCopied)
+            {
+                copiedWrong.Add(expectation with { HasCopied = wanted });
+                Corruption(expectation.IsL1 ? "L1 table" : "L2 table", expectation.EntryOffset,
+                    $"ERROR OFLAG_COPIED {(expectation.IsL1 ? "L2 cluster" : "data cluster")}: entry at offset {expectation.EntryOffset} refcount={refcount}");
+            }
+        }
+
+        if (repair.HasFlag(CheckRepair.Errors) && (tooLow || image.Header.Incompatible.HasFlag(Qcow2Incompatible.Dirty)))
+        {
+            long counted = _corruptions;
+            await RebuildRefcountsAsync(cancellationToken).ConfigureAwait(false);
+            corruptionsFixed += tooLow ? counted - copiedWrong.Count : 0;
+            leaksFixed += _leaks;
+            leaked.Clear();
+            stored = [];
+        }
+        else if (repair.HasFlag(CheckRepair.Leaks) && leaked.Count > 0)
+        {
+            foreach (long cluster in leaked)
+            {
+                await image.Refcounts.SetRangeAsync(cluster, 1, _references[cluster], cancellationToken).ConfigureAwait(false);
+                leaksFixed++;
+            }
+        }
+
+        if (repair.HasFlag(CheckRepair.Errors) && copiedWrong.Count > 0)
+        {
+            foreach (CopiedExpectation fix in copiedWrong)
+            {
+                await FixCopiedAsync(fix, cancellationToken).ConfigureAwait(false);
+                corruptionsFixed++;
+            }
+        }
+
+        if (repair.HasFlag(CheckRepair.Errors) && _checkErrors == 0 && corruptionsFixed == _corruptions)
+        {
+            await image.SetCorruptFlagAsync(false, cancellationToken).ConfigureAwait(false);
+        }
+
+        image.Refcounts.DropCache();
+        image.L2Cache.Clear();
+        image.Refcounts.ResetFreeHint();
+        return Report(totalClusters, highest + 1) with { LeaksFixed = leaksFixed, CorruptionsFixed = corruptionsFixed };
+    }
+
+    private CheckReport Report(long totalClusters, long endClusters) => new()
+    {
+        Findings = _findings,
+        Corruptions = _corruptions,
+        Leaks = _leaks,
+        CheckErrors = _checkErrors,
+        ImageEndOffset = endClusters * ClusterSize,
+        TotalClusters = totalClusters,
+        AllocatedClusters = _allocated,
+        FragmentedClusters = _fragmented,
+        CompressedClusters = _compressed,
+    };
+
+    private void Corruption(string structure, long offset, string message)
+    {
+        _corruptions++;
+        _findings.Add(new CheckFinding(CheckSeverity.Corruption, structure, offset, message, false));
+    }
+
+    /// <summary>One reference from a structure to every host cluster in [offset, offset + length).</summary>
+    private void Reference(long offset, long length, string structure)
+    {
+        if (length <= 0)
+        {
+            return;
+        }
+
+        long first = offset / ClusterSize;
+        long last = (offset + length - 1) / ClusterSize;
+        for (long cluster = first; cluster <= last; cluster++)
+        {
+            if (cluster >= _clusters || cluster < 0)
+            {
+                Corruption(structure, offset, $"ERROR: {structure} at offset {offset} reaches beyond the end of the image file");
+                return;
+            }
+
+            if (_references[cluster] != uint.MaxValue)
+            {
+                _references[cluster]++;
+            }
+        }
+    }
+
+    private async ValueTask CheckL1Async(long[] l1, bool active, CancellationToken cancellationToken)
+    {
+        Qcow2Header header = image.Header;
+        byte[] l2 = new byte[ClusterSize];
+        for (long i = 0; i < l1.Length; i++)
+        {
+            ulong entry = (ulong)l1[i];
+            long l2Offset = (long)(entry & Qcow2L2Entry.OffsetMask);
+            if (l2Offset == 0)
+            {
+                continue;
+            }
+
+            long entryOffset = header.L1TableOffset + (i * 8);
+            if ((entry & Qcow2L2Entry.L1ReservedMask) != 0)
+            {
+                Corruption("L1 table", entryOffset, $"ERROR found L1 entry with reserved bits set: {entry:x}");
+            }
+
+            if ((l2Offset & (ClusterSize - 1)) != 0)
+            {
+                Corruption("L1 table", entryOffset, $"ERROR l2_offset={l2Offset}: Table is not cluster aligned; L1 entry corrupted");
+                continue;
+            }
+
+            if (l2Offset + ClusterSize > File.Length)
+            {
+                Corruption("L1 table", entryOffset, $"ERROR l2_offset={l2Offset}: L2 table lies beyond the end of the image");
+                continue;
+            }
+
+            Reference(l2Offset, ClusterSize, "L2 table");
+            if (active)
+            {
+                _copied.Add(new CopiedExpectation(true, entryOffset, i, -1, l2Offset, (entry & Qcow2L2Entry.Copied) != 0));
+            }
+
+            await File.ReadZeroFilledAsync(l2Offset, l2, cancellationToken).ConfigureAwait(false);
+            CheckL2(l2, l2Offset, i, active);
+        }
+    }
+
+    private void CheckL2(byte[] l2, long l2Offset, long l1Index, bool active)
+    {
+        long entries = image.L2Entries;
+        _nextContiguous = 0; // QEMU counts fragmentation within each L2 table
+        for (long j = 0; j < entries; j++)
+        {
+            (ulong entry, ulong bitmap) = image.ReadL2Entry(l2, j);
+            long entryOffset = l2Offset + (j * image.L2EntryBytes);
+            if ((entry & Qcow2L2Entry.Compressed) != 0)
+            {
+                if ((entry & Qcow2L2Entry.Copied) != 0)
+                {
+                    Corruption("L2 table", entryOffset, $"ERROR: coffset={Qcow2L2Entry.CompressedHostOffset(entry, image.ClusterBits)}: copied flag must never be set for compressed clusters");
+                }
+
+                if (image.ExtendedL2 && bitmap != 0)
+                {
+                    Corruption("L2 table", entryOffset, "ERROR compressed cluster has a non-zero subcluster allocation bitmap");
+                }
+
+                long host = Qcow2L2Entry.CompressedHostOffset(entry, image.ClusterBits);
+                int span = Qcow2L2Entry.CompressedSpanBytes(entry, image.ClusterBits);
+                Reference(host & ~511L, span + (host & 511), "compressed cluster");
+                if (active)
+                {
+                    _allocated++;
+                    _compressed++;
+                    _fragmented++;
+                }
+
+                continue;
+            }
+
+            long offset = (long)(entry & Qcow2L2Entry.OffsetMask);
+            if (image.ExtendedL2)
+            {
+                if ((bitmap & (bitmap >> Qcow2L2Entry.SubclusterZeroShift) & Qcow2L2Entry.AllSubclusters) != 0)
+                {
+                    Corruption("L2 table", entryOffset, "ERROR subclusters are marked both allocated and zero");
+                }
+
+                if (offset == 0 && (bitmap & Qcow2L2Entry.AllSubclusters) != 0)
+                {
+                    Corruption("L2 table", entryOffset, "ERROR subclusters are allocated without a host cluster");
+                }
+            }
+
+            if (offset == 0)
+            {
+                continue;
+            }
+
+            if ((offset & (ClusterSize - 1)) != 0)
+            {
+                Corruption("L2 table", entryOffset, $"ERROR offset={offset}: Cluster is not properly aligned; L2 entry corrupted");
+                continue;
+            }
+
+            Reference(offset, ClusterSize, "data cluster");
+            if (active)
+            {
+                _allocated++;
+                if (_nextContiguous != 0 && offset != _nextContiguous)
+                {
+                    _fragmented++;
+                }
+
+                _nextContiguous = offset + ClusterSize;
+                _copied.Add(new CopiedExpectation(false, entryOffset, l1Index, j, offset, (entry & Qcow2L2Entry.Copied) != 0));
+            }
+        }
+    }
+
+    private int CountStructureStart() => _refcountStructure.Count;
+
+    private void RecordStructure(Qcow2Header header, long[] blocks, int before)
+    {
+        _ = before;
+        for (long c = 0; c < header.RefcountTableClusters; c++)
+        {
+            _refcountStructure.Add((header.RefcountTableOffset / ClusterSize) + c);
+        }
+
+        foreach (long block in blocks)
+        {
+            if (block != 0)
+            {
+                _refcountStructure.Add(block / ClusterSize);
+            }
+        }
+    }
+
+    private async ValueTask<ulong[]> ReadStoredRefcountsAsync(long[] blocks, CancellationToken cancellationToken)
+    {
+        var stored = new ulong[_clusters];
+        long perBlock = image.Refcounts.EntriesPerBlock;
+        byte[] block = new byte[ClusterSize];
+        for (long t = 0; t < blocks.Length && t * perBlock < _clusters; t++)
+        {
+            if (blocks[t] == 0)
+            {
+                continue;
+            }
+
+            await File.ReadZeroFilledAsync(blocks[t], block, cancellationToken).ConfigureAwait(false);
+            for (long k = 0; k < perBlock && (t * perBlock) + k < _clusters; k++)
+            {
+                stored[(t * perBlock) + k] = Qcow2Refcounts.ReadEntry(block, k, image.Header.RefcountOrder);
+            }
+        }
+
+        return stored;
+    }
+
+    /// <summary>
+    /// Writes a new refcount table and blocks past the end of the file from the counted references
+    /// (QEMU's rebuild_refcount_structure), then points the header at them. The old structure is left
+    /// behind unreferenced, with refcount zero.
+    /// </summary>
+    private async ValueTask RebuildRefcountsAsync(CancellationToken cancellationToken)
+    {
+        foreach (long cluster in _refcountStructure)
+        {
+            if (cluster < _references.Length && _references[cluster] > 0)
+            {
+                _references[cluster]--;
+            }
+        }
+
+        long perBlock = image.Refcounts.EntriesPerBlock;
+        long entriesPerTableCluster = ClusterSize / 8;
+        long start = _clusters;
+        long blocks = 1;
+        long tableClusters = 1;
+        while (true)
+        {
+            long total = start + tableClusters + blocks;
+            long neededBlocks = (total + perBlock - 1) / perBlock;
+            long neededTable = (neededBlocks + entriesPerTableCluster - 1) / entriesPerTableCluster;
+            if (neededBlocks == blocks && neededTable == tableClusters)
+            {
+                break;
+            }
+
+            blocks = neededBlocks;
+            tableClusters = neededTable;
+        }
+
+        if (tableClusters * ClusterSize > Qcow2Limits.MaxRefcountTableBytes)
+        {
+            throw new UnsupportedFeatureException("the rebuilt refcount table would exceed its 8 MiB limit", File.Path);
+        }
+
+        long total2 = start + tableClusters + blocks;
+        long tableOffset = start * ClusterSize;
+        long[] table = new long[tableClusters * entriesPerTableCluster];
+        byte[] block = new byte[ClusterSize];
+        int order = image.Header.RefcountOrder;
+        for (long b = 0; b < blocks; b++)
+        {
+            Array.Clear(block);
+            for (long k = 0; k < perBlock; k++)
+            {
+                long cluster = (b * perBlock) + k;
+                ulong value = cluster < _references.Length ? _references[cluster] : (cluster < total2 ? 1UL : 0UL);
+                if (value > image.Refcounts.MaxRefcount)
+                {
+                    value = image.Refcounts.MaxRefcount;
+                }
+
+                Qcow2Refcounts.WriteEntry(block, k, order, value);
+            }
+
+            long blockOffset = (start + tableClusters + b) * ClusterSize;
+            table[b] = blockOffset;
+            await File.WriteAsync(blockOffset, block, cancellationToken).ConfigureAwait(false);
+        }
+
+        byte[] raw = new byte[tableClusters * ClusterSize];
+        for (int i = 0; i < table.Length; i++)
+        {
+            BinaryPrimitives.WriteInt64BigEndian(raw.AsSpan(i * 8), table[i]);
+        }
+
+        await File.WriteAsync(tableOffset, raw, cancellationToken).ConfigureAwait(false);
+        image.Refcounts.Replace(tableOffset, table);
+        await image.ReplaceRefcountTableAsync(tableOffset, (int)tableClusters, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask FixCopiedAsync(CopiedExpectation fix, CancellationToken cancellationToken)
+    {
+        if (fix.IsL1)
+        {
+            ulong entry = (ulong)image.L1[fix.L1Index];
+            entry = fix.HasCopied ? entry | Qcow2L2Entry.Copied : entry & ~Qcow2L2Entry.Copied;
+            await image.SetL1EntryAsync(fix.L1Index, entry, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        byte[] raw = new byte[8];
+        await File.ReadZeroFilledAsync(fix.EntryOffset, raw, cancellationToken).ConfigureAwait(false);
+        ulong value = BinaryPrimitives.ReadUInt64BigEndian(raw);
+        value = fix.HasCopied ? value | Qcow2L2Entry.Copied : value & ~Qcow2L2Entry.Copied;
+        BinaryPrimitives.WriteUInt64BigEndian(raw, value);
+        await File.WriteAsync(fix.EntryOffset, raw, cancellationToken).ConfigureAwait(false);
+    }
+
+    private sealed record CopiedExpectation(bool IsL1, long EntryOffset, long L1Index, long L2Index, long HostOffset, bool HasCopied);
+}

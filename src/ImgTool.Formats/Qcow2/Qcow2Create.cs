@@ -1,0 +1,223 @@
+using System.Buffers.Binary;
+using System.Numerics;
+using System.Text;
+using ImgTool.Block.Errors;
+using ImgTool.Block.Host;
+using ImgTool.Block.Options;
+
+namespace ImgTool.Formats.Qcow2;
+
+/// <summary>The options `create -o` takes for qcow2, parsed and checked against each other.</summary>
+internal sealed record Qcow2CreateSettings(
+    int Version,
+    int ClusterBits,
+    int RefcountOrder,
+    bool LazyRefcounts,
+    bool ExtendedL2,
+    Qcow2CompressionType CompressionType,
+    string Preallocation)
+{
+    public static Qcow2CreateSettings From(ImageOptions options, bool hasBacking, string? fileName)
+    {
+        int version = (options.GetString("compat") ?? "1.1") switch
+        {
+            "0.10" or "v2" => 2,
+            "1.1" or "v3" => 3,
+            var other => throw new InvalidOptionException($"invalid compat '{other}': use 0.10 (v2) or 1.1 (v3)", fileName),
+        };
+        long clusterSize = options.GetSize("cluster_size") ?? 65536;
+        if (clusterSize is < 512 or > 2 << 20 || !BitOperations.IsPow2(clusterSize))
+        {
+            throw new InvalidOptionException("cluster size must be a power of two between 512 and 2048k", fileName);
+        }
+
+        long refcountBits = options.GetNumber("refcount_bits") ?? 16;
+        if (refcountBits is < 1 or > 64 || !BitOperations.IsPow2(refcountBits))
+        {
+            throw new InvalidOptionException("refcount width must be a power of two and may not exceed 64 bits", fileName);
+        }
+
+        bool lazy = options.GetBool("lazy_refcounts") ?? false;
+        bool extended = options.GetBool("extended_l2") ?? false;
+        string compression = options.GetString("compression_type") ?? "zlib";
+        var type = compression switch
+        {
+            "zlib" => Qcow2CompressionType.Zlib,
+            "zstd" => Qcow2CompressionType.Zstd,
+            _ => throw new InvalidOptionException($"invalid compression_type '{compression}': use zlib or zstd", fileName),
+        };
+        if (version == 2)
+        {
+            if (refcountBits != 16)
+            {
+                throw new InvalidOptionException("different refcount widths than 16 bits require compatibility level 1.1 or above (use compat=1.1 or greater)", fileName);
+            }
+
+            if (lazy)
+            {
+                throw new InvalidOptionException("lazy refcounts only supported with compatibility level 1.1 and above (use compat=1.1 or greater)", fileName);
+            }
+
+            if (extended)
+            {
+                throw new InvalidOptionException("extended L2 entries are only supported with compatibility level 1.1 and above (use compat=1.1 or greater)", fileName);
+            }
+
+            if (type != Qcow2CompressionType.Zlib)
+            {
+                throw new InvalidOptionException("compression_type requires compatibility level 1.1 or above (use compat=1.1 or greater)", fileName);
+            }
+        }
+
+        if (extended && clusterSize < 16384)
+        {
+            throw new InvalidOptionException("extended L2 entries are only supported with cluster sizes of at least 16 KB", fileName);
+        }
+
+        if (options.GetString("data_file") is not null || options.GetBool("data_file_raw") is true)
+        {
+            throw new UnsupportedFeatureException("qcow2 external data files are not supported yet", fileName);
+        }
+
+        string preallocation = options.GetString("preallocation") ?? "off";
+        if (preallocation != "off" && hasBacking)
+        {
+            throw new InvalidOptionException("backing_file and preallocation can only be used at the same time if extended_l2 is on", fileName);
+        }
+
+        return new Qcow2CreateSettings(version, BitOperations.Log2((ulong)clusterSize), BitOperations.Log2((ulong)refcountBits), lazy, extended, type, preallocation);
+    }
+}
+
+/// <summary>
+/// Writes a new, empty qcow2 image laid out as QEMU lays it out: header cluster, refcount table,
+/// refcount block(s), L1 table; every cluster of that metadata has refcount 1.
+/// </summary>
+internal static class Qcow2Create
+{
+    public static async ValueTask CreateAsync(IHostFile file, ImageCreateRequest request, CancellationToken cancellationToken)
+    {
+        Qcow2CreateSettings settings = Qcow2CreateSettings.From(request.Options, request.BackingFile is not null, file.Path);
+        if (request.SizeBytes < 0 || request.SizeBytes > Qcow2Limits.MaxVirtualSizeBytes)
+        {
+            throw new InvalidOptionException($"image size {request.SizeBytes} is too large for qcow2", file.Path);
+        }
+
+        long clusterSize = 1L << settings.ClusterBits;
+        long l2Entries = clusterSize / (settings.ExtendedL2 ? 16 : 8);
+        long l1Size = (request.SizeBytes + (clusterSize * l2Entries) - 1) / (clusterSize * l2Entries);
+        if (l1Size * 8 > Qcow2Limits.MaxL1Bytes)
+        {
+            throw new InvalidOptionException("the image size is too large for this cluster size (the L1 table would exceed 32 MiB); use a larger cluster_size", file.Path);
+        }
+
+        long l1Clusters = Math.Max(1, ((l1Size * 8) + clusterSize - 1) / clusterSize);
+        long perBlock = clusterSize * 8 / (1L << settings.RefcountOrder);
+
+        // Header, table, blocks and L1 must all be covered by the blocks: find the fixed point.
+        long tableClusters = 1;
+        long blocks = 1;
+        while (true)
+        {
+            long total = 1 + tableClusters + blocks + l1Clusters;
+            long neededBlocks = (total + perBlock - 1) / perBlock;
+            long neededTable = ((neededBlocks * 8) + clusterSize - 1) / clusterSize;
+            if (neededBlocks <= blocks && neededTable <= tableClusters)
+            {
+                break;
+            }
+
+            blocks = Math.Max(blocks, neededBlocks);
+            tableClusters = Math.Max(tableClusters, neededTable);
+        }
+
+        long tableOffset = clusterSize;
+        long blocksOffset = tableOffset + (tableClusters * clusterSize);
+        long l1Offset = blocksOffset + (blocks * clusterSize);
+        long metadataClusters = 1 + tableClusters + blocks + l1Clusters;
+
+        Qcow2Incompatible incompatible = Qcow2Incompatible.None;
+        if (settings.ExtendedL2)
+        {
+            incompatible |= Qcow2Incompatible.ExtendedL2;
+        }
+
+        if (settings.CompressionType != Qcow2CompressionType.Zlib)
+        {
+            incompatible |= Qcow2Incompatible.CompressionType;
+        }
+
+        var header = new Qcow2Header
+        {
+            Version = settings.Version,
+            ClusterBits = settings.ClusterBits,
+            SizeBytes = request.SizeBytes,
+            L1Size = (int)l1Size,
+            L1TableOffset = l1Offset,
+            RefcountTableOffset = tableOffset,
+            RefcountTableClusters = (int)tableClusters,
+            Incompatible = incompatible,
+            Compatible = settings.LazyRefcounts ? Qcow2Compatible.LazyRefcounts : Qcow2Compatible.None,
+            RefcountOrder = settings.RefcountOrder,
+            HeaderLength = settings.Version >= 3 ? Qcow2Header.V3Length : Qcow2Header.V2Length,
+            CompressionType = settings.CompressionType,
+            BackingFileName = request.BackingFile,
+        };
+        if (request.BackingFile is not null && request.BackingFormat is { } backingFormat)
+        {
+            header = header.WithExtension(Qcow2HeaderExtension.BackingFormat, Encoding.UTF8.GetBytes(backingFormat));
+        }
+
+        if (settings.Version >= 3)
+        {
+            header = header.WithExtension(Qcow2HeaderExtension.FeatureNameTable, Qcow2Header.DefaultFeatureNameTable());
+        }
+
+        byte[] first = new byte[clusterSize];
+        header.Write(first);
+        await file.WriteAsync(0, first, cancellationToken).ConfigureAwait(false);
+
+        byte[] table = new byte[tableClusters * clusterSize];
+        for (long b = 0; b < blocks; b++)
+        {
+            BinaryPrimitives.WriteInt64BigEndian(table.AsSpan((int)(b * 8)), blocksOffset + (b * clusterSize));
+        }
+
+        await file.WriteAsync(tableOffset, table, cancellationToken).ConfigureAwait(false);
+        byte[] block = new byte[clusterSize];
+        for (long b = 0; b < blocks; b++)
+        {
+            Array.Clear(block);
+            for (long k = 0; k < perBlock; k++)
+            {
+                long cluster = (b * perBlock) + k;
+                if (cluster < metadataClusters)
+                {
+                    Qcow2Refcounts.WriteEntry(block, k, settings.RefcountOrder, 1);
+                }
+            }
+
+            await file.WriteAsync(blocksOffset + (b * clusterSize), block, cancellationToken).ConfigureAwait(false);
+        }
+
+        await file.WriteAsync(l1Offset, new byte[l1Clusters * clusterSize], cancellationToken).ConfigureAwait(false);
+
+        if (settings.Preallocation != "off")
+        {
+            await PreallocateAsync(file, settings, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>preallocation=metadata|falloc|full: every guest cluster gets an L2 entry and a host cluster
+    /// (which reads as zeros); falloc and full then allocate the file space itself.</summary>
+    private static async ValueTask PreallocateAsync(IHostFile file, Qcow2CreateSettings settings, CancellationToken cancellationToken)
+    {
+        Qcow2Image image = await Qcow2Image.OpenForCreateAsync(file, cancellationToken).ConfigureAwait(false);
+        long dataStart = await image.PreallocateMetadataAsync(cancellationToken).ConfigureAwait(false);
+        long end = file.Length;
+        if (settings.Preallocation is "falloc" or "full")
+        {
+            file.Preallocate(dataStart, end - dataStart, writeZeros: settings.Preallocation == "full");
+        }
+    }
+}

@@ -1,0 +1,58 @@
+using System.Buffers.Binary;
+using ImgTool.Block.Devices;
+using ImgTool.Block.Host;
+using ImgTool.Block.Options;
+
+namespace ImgTool.Formats.Qcow2;
+
+/// <summary>QEMU's qcow2 format, versions 2 (compat=0.10) and 3 (compat=1.1) (docs/interop/qcow2.txt).</summary>
+public sealed class Qcow2Format : FormatDriver
+{
+    public static Qcow2Format Instance { get; } = new();
+
+    private Qcow2Format()
+    {
+    }
+
+    public override string Name => "qcow2";
+
+    public override bool SupportsBackingFile => true;
+
+    /// <summary>The options qemu-img 7.2 lists for qcow2, in its order, without the encryption ones.</summary>
+    public override IReadOnlyList<ImageOptionSpec> CreateOptionSpecs { get; } =
+    [
+        new("backing_file", ImageOptionKind.String, "File name of a base image"),
+        new("backing_fmt", ImageOptionKind.String, "Image format of the base image"),
+        new("cluster_size", ImageOptionKind.Size, "qcow2 cluster size", Default: "65536"),
+        new("compat", ImageOptionKind.String, "Compatibility level (v2 [0.10] or v3 [1.1])", Default: "1.1"),
+        new("compression_type", ImageOptionKind.Choice, "Compression method used for image cluster compression", ["zlib", "zstd"], "zlib"),
+        new("data_file", ImageOptionKind.String, "File name of an external data file"),
+        new("data_file_raw", ImageOptionKind.Bool, "The external data file must stay valid as a raw image"),
+        new("extended_l2", ImageOptionKind.Bool, "Extended L2 tables", Default: "off"),
+        new("lazy_refcounts", ImageOptionKind.Bool, "Postpone refcount updates", Default: "off"),
+        new("preallocation", ImageOptionKind.Choice, "Preallocation mode (allowed values: off, metadata, falloc, full)", ["off", "metadata", "falloc", "full"], "off"),
+        new("refcount_bits", ImageOptionKind.Number, "Width of a reference count entry in bits", Default: "16"),
+        new("size", ImageOptionKind.Size, "Virtual disk size"),
+    ];
+
+    public override bool SupportsCompression(ImageOptions options) => true;
+
+    /// <summary>The magic "QFI\xfb" and a version this driver knows.</summary>
+    public override int Probe(ProbeInput input)
+    {
+        ReadOnlySpan<byte> head = input.Head;
+        if (head.Length < Qcow2Header.V2Length || BinaryPrimitives.ReadUInt32BigEndian(head) != Qcow2Header.Magic)
+        {
+            return 0;
+        }
+
+        uint version = BinaryPrimitives.ReadUInt32BigEndian(head[Qcow2Header.VersionOffset..]);
+        return version is 2 or 3 ? 100 : 0;
+    }
+
+    public override async ValueTask<IImage> OpenAsync(IHostFile file, ImageOpenContext context, CancellationToken cancellationToken = default) =>
+        await Qcow2Image.OpenAsync(file, context, cancellationToken).ConfigureAwait(false);
+
+    public override ValueTask CreateAsync(IHostFile file, ImageCreateRequest request, CancellationToken cancellationToken = default) =>
+        Qcow2Create.CreateAsync(file, request, cancellationToken);
+}

@@ -1,0 +1,305 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using ImgTool.Block.Devices;
+using ImgTool.Block.Errors;
+using ImgTool.Block.Host;
+using ImgTool.Block.Info;
+
+namespace ImgTool.Formats.Qcow2;
+
+/// <summary>
+/// An open qcow2 image: the guest-to-host mapping through L1/L2 tables, copy-on-write of partial
+/// clusters from the backing chain, allocation with refcounts, zero clusters, compressed clusters
+/// and extended L2 entries (subclusters). Metadata changes are serialized by one lock (QEMU
+/// serializes allocation with its s->lock); reads of allocated data run outside it.
+/// </summary>
+internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, ICompressedWrites
+{
+    private readonly SemaphoreSlim _lock = new(1, 1);
+    private readonly object _decompressedLock = new();
+    private readonly byte[] _decompressed;
+    private readonly int _clusterBits;
+    private readonly int _l2Bits;
+    private readonly int _l2EntryBytes;
+    private readonly bool _openedReadOnly;
+    private ulong _decompressedDescriptor;
+    private bool _decompressedValid;
+    private long _compressedCursor;
+    private bool _headerFixed;
+
+    private Qcow2Image(IHostFile file, Qcow2Header header, long[] l1, long[] refcountTable, IImage? backing, bool readOnly)
+    {
+        HostFile = file;
+        Header = header;
+        L1 = l1;
+        Backing = backing;
+        _openedReadOnly = readOnly;
+        _clusterBits = header.ClusterBits;
+        _l2EntryBytes = header.ExtendedL2 ? 16 : 8;
+        _l2Bits = _clusterBits - (header.ExtendedL2 ? 4 : 3);
+        _decompressed = new byte[ClusterSize];
+        L2Cache = new Qcow2TableCache(file, (int)ClusterSize, Qcow2Limits.L2CacheBytes);
+        Refcounts = new Qcow2Refcounts(file, _clusterBits, header.RefcountOrder, header.RefcountTableOffset, refcountTable, OnRefcountTableMovedAsync);
+    }
+
+    public string FormatName => "qcow2";
+
+    public IHostFile HostFile { get; }
+
+    public Qcow2Header Header { get; private set; }
+
+    public long[] L1 { get; }
+
+    public Qcow2TableCache L2Cache { get; }
+
+    public Qcow2Refcounts Refcounts { get; }
+
+    public IBlockDevice? Backing { get; }
+
+    public string? BackingFileName => Header.BackingFileName;
+
+    public string? BackingFormat => Header.BackingFormat;
+
+    public long SizeBytes => Header.SizeBytes;
+
+    public int Alignment => 1;
+
+    /// <summary>Read-only when opened so, and also when the image is marked corrupt (the spec: it must
+    /// not be written to, except to regain consistency, which check -r does).</summary>
+    public bool IsReadOnly => _openedReadOnly || Header.Incompatible.HasFlag(Qcow2Incompatible.Corrupt);
+
+    public long ClusterSize => 1L << _clusterBits;
+
+    public int ClusterBits => _clusterBits;
+
+    public long L2Entries => 1L << _l2Bits;
+
+    public int L2EntryBytes => _l2EntryBytes;
+
+    public bool ExtendedL2 => Header.ExtendedL2;
+
+    public long SubclusterSize => ExtendedL2 ? ClusterSize / Qcow2L2Entry.SubclustersPerCluster : ClusterSize;
+
+    public SemaphoreSlim MetadataLock => _lock;
+
+    public ImageDetails Details => new(ClusterSize, Header.Incompatible.HasFlag(Qcow2Incompatible.Dirty), "qcow2", FormatSpecific());
+
+    public int CompressionUnitBytes => (int)ClusterSize;
+
+    /// <summary>As QEMU: compressed data must come out smaller than a cluster, else the cluster is stored as it is.</summary>
+    public int MaxCompressedBytes => (int)ClusterSize - 1;
+
+    public static async ValueTask<Qcow2Image> OpenAsync(IHostFile file, ImageOpenContext context, CancellationToken cancellationToken)
+    {
+        int probe = (int)Math.Min(file.Length, 4096);
+        byte[] start = new byte[Math.Max(probe, Qcow2Header.V3MinLength)];
+        await file.ReadZeroFilledAsync(0, start, cancellationToken).ConfigureAwait(false);
+        if (BinaryPrimitives.ReadUInt32BigEndian(start) != Qcow2Header.Magic)
+        {
+            throw new ImageFormatException("not a qcow2 image (bad magic)", file.Path);
+        }
+
+        uint clusterBits = BinaryPrimitives.ReadUInt32BigEndian(start.AsSpan(Qcow2Header.ClusterBitsOffset));
+        if (clusterBits is < Qcow2Limits.MinClusterBits or > Qcow2Limits.MaxClusterBits)
+        {
+            throw new ImageFormatException($"invalid cluster_bits {clusterBits}: cluster size must be 512 B to 2 MiB", file.Path);
+        }
+
+        byte[] first = new byte[1 << (int)clusterBits];
+        await file.ReadZeroFilledAsync(0, first, cancellationToken).ConfigureAwait(false);
+        Qcow2Header header = Qcow2Header.Read(first, file.Length, file.Path);
+        if (header.Incompatible.HasFlag(Qcow2Incompatible.ExternalDataFile))
+        {
+            throw new UnsupportedFeatureException("qcow2 images with an external data file are not supported yet", file.Path);
+        }
+
+        if (header.NbSnapshots > 0)
+        {
+            // Snapshots are kept intact (their clusters have refcounts above one, so writes copy them),
+            // and their tables are validated so that a hostile table cannot mislead check.
+            _ = await Qcow2Snapshots.ReadAsync(file, header, cancellationToken).ConfigureAwait(false);
+        }
+
+        long[] l1 = await ReadL1Async(file, header.L1TableOffset, header.L1Size, cancellationToken).ConfigureAwait(false);
+        long[] refcountTable = await Qcow2Refcounts.ReadTableAsync(file, header.RefcountTableOffset, header.RefcountTableClusters, header.ClusterBits, cancellationToken).ConfigureAwait(false);
+        bool readOnly = context.ReadOnly || file.IsReadOnly;
+
+        IImage? backing = null;
+        if (header.BackingFileName is { } backingName && context.OpenBackingAsync is { } openBacking)
+        {
+            try
+            {
+                backing = await openBacking(backingName, header.BackingFormat, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BackingFileException)
+            {
+                throw;
+            }
+            catch (ImgToolException e)
+            {
+                throw new BackingFileException($"could not open backing file '{backingName}': {e.Message}", file.Path, e);
+            }
+        }
+
+        var image = new Qcow2Image(file, header, l1, refcountTable, backing, readOnly);
+        if (!image.IsReadOnly)
+        {
+            await image.PrepareForWritingAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return image;
+    }
+
+    /// <summary>Opens an image just written by create, to preallocate it; the caller keeps owning the file.</summary>
+    public static ValueTask<Qcow2Image> OpenForCreateAsync(IHostFile file, CancellationToken cancellationToken) =>
+        OpenAsync(file, new ImageOpenContext(false, null), cancellationToken);
+
+    public static async ValueTask<long[]> ReadL1Async(IHostFile file, long offset, int entries, CancellationToken cancellationToken)
+    {
+        byte[] raw = new byte[entries * 8L];
+        await file.ReadZeroFilledAsync(offset, raw, cancellationToken).ConfigureAwait(false);
+        long[] l1 = new long[entries];
+        for (int i = 0; i < entries; i++)
+        {
+            l1[i] = BinaryPrimitives.ReadInt64BigEndian(raw.AsSpan(i * 8));
+        }
+
+        return l1;
+    }
+
+    /// <summary>
+    /// Before the first write: clear autoclear bits we do not maintain (the spec requires it), and
+    /// rebuild refcounts of an image left dirty by lazy refcounts (the spec: "make sure to scan L1/L2
+    /// tables to repair refcounts before accessing the image").
+    /// </summary>
+    private async ValueTask PrepareForWritingAsync(CancellationToken cancellationToken)
+    {
+        if (Header.Incompatible.HasFlag(Qcow2Incompatible.Dirty))
+        {
+            var check = new Qcow2Check(this);
+            _ = await check.RunAsync(CheckRepair.All, cancellationToken).ConfigureAwait(false);
+            Header = Header with { Incompatible = Header.Incompatible & ~Qcow2Incompatible.Dirty };
+            await WriteHeaderAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Clears autoclear bits we do not maintain, once, before the first change to the image.</summary>
+    private async ValueTask BeforeFirstWriteAsync(CancellationToken cancellationToken)
+    {
+        if (IsReadOnly)
+        {
+            throw new UnsupportedFeatureException(
+                Header.Incompatible.HasFlag(Qcow2Incompatible.Corrupt)
+                    ? "the image is marked corrupt and must not be written; run check -r all"
+                    : "the image is open read-only",
+                HostFile.Path);
+        }
+
+        if (_headerFixed)
+        {
+            return;
+        }
+
+        _headerFixed = true;
+        Qcow2Autoclear kept = Header.Autoclear & Qcow2Autoclear.Understood;
+        if (kept != Header.Autoclear)
+        {
+            Header = Header with { Autoclear = kept };
+            await WriteHeaderAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask WriteHeaderAsync(CancellationToken cancellationToken)
+    {
+        byte[] cluster = new byte[ClusterSize];
+        int used = Header.Write(cluster);
+        int length = (int)Math.Min(ClusterSize, Math.Max(used, 4096));
+        await HostFile.WriteAsync(0, cluster.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Marks the image corrupt (incompatible bit 1), as QEMU does when it finds metadata that would
+    /// make a write destroy data; later opens are read-only until check -r all.</summary>
+    public async ValueTask SetCorruptFlagAsync(bool corrupt, CancellationToken cancellationToken)
+    {
+        if (Header.Version < 3)
+        {
+            return;
+        }
+
+        Qcow2Incompatible bits = corrupt ? Header.Incompatible | Qcow2Incompatible.Corrupt : Header.Incompatible & ~Qcow2Incompatible.Corrupt;
+        if (bits != Header.Incompatible)
+        {
+            Header = Header with { Incompatible = bits };
+            await WriteHeaderAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Points the header at a rebuilt refcount table (check -r all).</summary>
+    public async ValueTask ReplaceRefcountTableAsync(long offset, int clusters, CancellationToken cancellationToken)
+    {
+        Header = Header with { RefcountTableOffset = offset, RefcountTableClusters = clusters };
+        await WriteHeaderAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask OnRefcountTableMovedAsync(long offset, int clusters, CancellationToken cancellationToken)
+    {
+        Header = Header with { RefcountTableOffset = offset, RefcountTableClusters = clusters };
+        await WriteHeaderAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private InfoObject FormatSpecific()
+    {
+        var members = new List<KeyValuePair<string, InfoValue>>
+        {
+            new("compat", InfoValue.Of(Header.Version >= 3 ? "1.1" : "0.10")),
+            new("compression-type", InfoValue.Of(Header.CompressionType == Qcow2CompressionType.Zstd ? "zstd" : "zlib")),
+        };
+        if (Header.Version >= 3)
+        {
+            members.Add(new("lazy-refcounts", InfoValue.Of(Header.Compatible.HasFlag(Qcow2Compatible.LazyRefcounts))));
+        }
+
+        members.Add(new("refcount-bits", InfoValue.Of(Header.RefcountBits)));
+        if (Header.Version >= 3)
+        {
+            members.Add(new("corrupt", InfoValue.Of(Header.Incompatible.HasFlag(Qcow2Incompatible.Corrupt))));
+            members.Add(new("extended-l2", InfoValue.Of(ExtendedL2)));
+        }
+
+        return new InfoObject(members);
+    }
+
+    public async ValueTask FlushAsync(CancellationToken cancellationToken = default)
+    {
+        if (Backing is null || !IsReadOnly)
+        {
+            await HostFile.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public ValueTask<CheckReport> CheckAsync(CheckRepair repair, CancellationToken cancellationToken = default) =>
+        new Qcow2Check(this).RunAsync(repair, cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Backing is not null)
+        {
+            await Backing.DisposeAsync().ConfigureAwait(false);
+        }
+
+        HostFile.Dispose();
+        _lock.Dispose();
+    }
+
+    private void CheckRange(long offsetBytes, long lengthBytes)
+    {
+        if (offsetBytes < 0 || lengthBytes < 0 || offsetBytes + lengthBytes > SizeBytes)
+        {
+            throw new ArgumentOutOfRangeException(nameof(offsetBytes), $"request [{offsetBytes}, +{lengthBytes}) is outside the disk ({SizeBytes} bytes)");
+        }
+    }
+
+    private static ArraySegment<byte> Rent(long length) => new(ArrayPool<byte>.Shared.Rent((int)length), 0, (int)length);
+
+    private static void Return(ArraySegment<byte> buffer) => ArrayPool<byte>.Shared.Return(buffer.Array!);
+}

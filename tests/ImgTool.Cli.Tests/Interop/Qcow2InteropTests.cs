@@ -1,0 +1,253 @@
+using System.Text.Json;
+using ImgTool.Block.Devices;
+using ImgTool.Formats;
+using static ImgTool.Cli.Tests.Tools;
+
+namespace ImgTool.Cli.Tests.Interop;
+
+/// <summary>qcow2 images checked against the real qemu-img / qemu-io in both directions.</summary>
+public sealed class Qcow2InteropTests : IDisposable
+{
+    private const long MiB = 1 << 20;
+    private readonly TempDir _dir = new();
+    private readonly ImageOpener _opener = new(FormatRegistry.Default);
+
+    public void Dispose() => _dir.Dispose();
+
+    public static TheoryData<string> WriteMatrix =>
+    [
+        "compat=0.10,cluster_size=512",
+        "compat=0.10,cluster_size=4k",
+        "compat=0.10,cluster_size=64k",
+        "compat=0.10,cluster_size=2M",
+        "compat=1.1,cluster_size=512,refcount_bits=1",
+        "compat=1.1,cluster_size=4k,refcount_bits=64",
+        "compat=1.1,cluster_size=64k,refcount_bits=16,lazy_refcounts=on",
+        "compat=1.1,cluster_size=2M,refcount_bits=1",
+        "compat=1.1,cluster_size=64k,extended_l2=on",
+        "compat=1.1,cluster_size=2M,extended_l2=on,refcount_bits=64",
+        "compat=1.1,cluster_size=64k,compression_type=zstd",
+        "compat=1.1,cluster_size=4k,compression_type=zstd,lazy_refcounts=on",
+        "compat=1.1,cluster_size=64k,preallocation=metadata",
+        "compat=1.1,cluster_size=64k,preallocation=falloc,extended_l2=on",
+        "compat=0.10,cluster_size=64k,preallocation=full",
+    ];
+
+    [Theory]
+    [MemberData(nameof(WriteMatrix))]
+    public async Task Images_we_write_pass_qemu_img_check_and_compare(string options)
+    {
+        string image = _dir.File("ours.qcow2");
+        string model = _dir.File("model.raw");
+        long size = (24 * MiB) + 4096;
+        Assert.Equal(0, (await Imgtool("create", "-f", "qcow2", "-o", options, image, size.ToString(System.Globalization.CultureInfo.InvariantCulture))).ExitCode);
+        await RandomWritesAsync(image, model, size, seed: options.GetHashCode(StringComparison.Ordinal), backing: false);
+        await AssertQemuCleanAsync(image);
+        RunResult compare = await QemuImg("compare", "-f", "raw", "-F", "qcow2", model, image);
+        Assert.True(compare.ExitCode == 0, compare.ToString());
+    }
+
+    [Theory]
+    [InlineData(1, "compat=1.1")]
+    [InlineData(3, "compat=1.1")]
+    [InlineData(3, "compat=0.10")]
+    [InlineData(3, "compat=1.1,extended_l2=on,cluster_size=16k")]
+    public async Task Overlays_we_write_copy_partial_clusters_from_the_chain(int depth, string options)
+    {
+        long size = 8 * MiB;
+        string below = _dir.File("base.qcow2");
+        byte[] baseData = SparseFile(_dir.File("base.raw"), size, (0, 3 * (int)MiB), (5 * MiB, 1000));
+        Assert.Equal(0, (await QemuImg("convert", "-O", "qcow2", _dir.File("base.raw"), below)).ExitCode);
+        for (int level = 1; level < depth; level++)
+        {
+            string mid = _dir.File($"mid{level}.qcow2");
+            Assert.Equal(0, (await QemuImg("create", "-f", "qcow2", "-b", Path.GetFileName(below), "-F", "qcow2", mid)).ExitCode);
+            Assert.Equal(0, (await Qemu("qemu-io", "-c", $"write -P {level} {level * 300_000} 70000", mid)).ExitCode);
+            new Span<byte>(baseData, level * 300_000, 70000).Fill((byte)level);
+            below = mid;
+        }
+
+        string top = _dir.File("top.qcow2");
+        Assert.Equal(0, (await Imgtool("create", "-f", "qcow2", "-o", options, "-b", Path.GetFileName(below), "-F", "qcow2", top)).ExitCode);
+        string model = _dir.File("model.raw");
+        await File.WriteAllBytesAsync(model, baseData);
+        await RandomWritesAsync(top, model, size, seed: depth, backing: true);
+        await AssertQemuCleanAsync(top);
+        RunResult compare = await QemuImg("compare", "-f", "raw", "-F", "qcow2", model, top);
+        Assert.True(compare.ExitCode == 0, compare.ToString());
+        Assert.Equal(0, (await Imgtool("compare", "-f", "raw", "-F", "qcow2", model, top)).ExitCode);
+    }
+
+    public static TheoryData<string> ReadMatrix =>
+    [
+        "compat=0.10",
+        "compat=0.10,cluster_size=512",
+        "compat=1.1,cluster_size=4k,refcount_bits=1",
+        "compat=1.1,cluster_size=2M,refcount_bits=64",
+        "compat=1.1,extended_l2=on",
+        "compat=1.1,compression_type=zstd",
+        "compat=1.1,lazy_refcounts=on",
+        "compat=1.1,preallocation=metadata",
+    ];
+
+    [Theory]
+    [MemberData(nameof(ReadMatrix))]
+    public async Task We_read_and_check_what_qemu_wrote(string options)
+    {
+        string image = _dir.File("theirs.qcow2");
+        Assert.Equal(0, (await QemuImg("create", "-f", "qcow2", "-o", options, image, "16M")).ExitCode);
+        await QemuIo(image, "write -P 0x11 0 3M", "write -P 0x22 1000000 5000", "write -z 4M 1M", "discard 0 64k");
+        if (!options.Contains("preallocation", StringComparison.Ordinal))
+        {
+            // qemu writes compressed clusters only where nothing is allocated yet.
+            await QemuIo(image, "write -c -P 0x33 8M 2M");
+        }
+
+        // Internal snapshots need refcounts above one.
+        bool snapshots = !options.Contains("refcount_bits=1", StringComparison.Ordinal);
+        if (snapshots)
+        {
+            Assert.Equal(0, (await QemuImg("snapshot", "-c", "snap1", image)).ExitCode);
+        }
+
+        await QemuIo(image, "write -P 0x44 100000 200000", "write -z 2M 128k", "write -P 0x55 12M 1k");
+        if (snapshots)
+        {
+            Assert.Equal(0, (await QemuImg("snapshot", "-c", "snap2", image)).ExitCode);
+        }
+
+        await QemuIo(image, "write -P 0x66 0 4k");
+
+        string theirs = _dir.File("theirs.raw");
+        string ours = _dir.File("ours.raw");
+        Assert.Equal(0, (await QemuImg("convert", "-O", "raw", image, theirs)).ExitCode);
+        RunResult convert = await Imgtool("convert", "-O", "raw", image, ours);
+        Assert.True(convert.ExitCode == 0, convert.ToString());
+        Assert.Equal(await File.ReadAllBytesAsync(theirs), await File.ReadAllBytesAsync(ours));
+
+        await AssertChecksAgreeAsync(image);
+
+        // Writing through imgtool keeps the snapshots' clusters intact: qemu-img still checks clean.
+        await RandomWritesAsync(image, theirs, 16 * MiB, seed: 7, backing: true);
+        await AssertQemuCleanAsync(image);
+        Assert.Equal(0, (await QemuImg("compare", "-f", "raw", "-F", "qcow2", theirs, image)).ExitCode);
+    }
+
+    [Theory]
+    [InlineData("compat=0.10")]
+    [InlineData("compat=1.1,lazy_refcounts=on,compression_type=zstd")]
+    [InlineData("compat=1.1,extended_l2=on,refcount_bits=64,cluster_size=32k")]
+    public async Task Info_agrees_with_qemu_img(string options)
+    {
+        string image = _dir.File("info.qcow2");
+        Assert.Equal(0, (await Imgtool("create", "-f", "qcow2", "-o", options, image, "16M")).ExitCode);
+        using JsonDocument theirs = JsonDocument.Parse((await QemuImg("info", "--output=json", image)).Out);
+        RunResult ours = await Imgtool("info", "--output=json", image);
+        Assert.Equal(0, ours.ExitCode);
+        using JsonDocument mine = JsonDocument.Parse(ours.Out);
+        foreach (JsonProperty field in theirs.RootElement.EnumerateObject())
+        {
+            Assert.True(mine.RootElement.TryGetProperty(field.Name, out JsonElement value), $"missing field {field.Name}");
+            Assert.Equal(field.Value.ToString(), value.ToString());
+        }
+    }
+
+    private async Task AssertChecksAgreeAsync(string image)
+    {
+        RunResult theirs = await QemuImg("check", "--output=json", image);
+        RunResult ours = await Imgtool("check", "--output=json", image);
+        Assert.True(theirs.ExitCode == ours.ExitCode, $"qemu-img: {theirs}\nimgtool: {ours}");
+        using JsonDocument theirJson = JsonDocument.Parse(theirs.Out);
+        using JsonDocument ourJson = JsonDocument.Parse(ours.Out);
+        foreach (string field in new[] { "check-errors", "leaks", "corruptions", "image-end-offset", "total-clusters", "allocated-clusters", "fragmented-clusters", "compressed-clusters" })
+        {
+            bool theyHave = theirJson.RootElement.TryGetProperty(field, out JsonElement theirValue);
+            bool weHave = ourJson.RootElement.TryGetProperty(field, out JsonElement ourValue);
+            Assert.True(theyHave == weHave, $"{field}: qemu-img {theirs.Out}\nimgtool {ours.Out}");
+            if (theyHave)
+            {
+                Assert.True(theirValue.ToString() == ourValue.ToString(), $"{field}: qemu-img {theirs.Out}\nimgtool {ours.Out}");
+            }
+        }
+    }
+
+    private static async Task AssertQemuCleanAsync(string image)
+    {
+        RunResult check = await QemuImg("check", image);
+        Assert.True(check.ExitCode == 0, check.ToString());
+    }
+
+    private static async Task QemuIo(string image, params string[] commands)
+    {
+        var args = new List<string> { "-f", "qcow2" };
+        foreach (string command in commands)
+        {
+            args.Add("-c");
+            args.Add(command);
+        }
+
+        args.Add(image);
+        RunResult result = await Qemu("qemu-io", [.. args]);
+        Assert.True(result.ExitCode == 0 && !result.Out.Contains("error", StringComparison.OrdinalIgnoreCase), result.ToString());
+    }
+
+    /// <summary>Seeded writes, zero writes, discards and compressed clusters through imgtool's library,
+    /// mirrored into a raw model file.</summary>
+    private async Task RandomWritesAsync(string image, string modelPath, long size, int seed, bool backing)
+    {
+        var random = new Random(seed);
+        byte[] model = File.Exists(modelPath) ? await File.ReadAllBytesAsync(modelPath) : new byte[size];
+        Array.Resize(ref model, (int)size);
+        await using (IImage device = await _opener.OpenAsync(image, new ImageOpenRequest("qcow2", ReadOnly: false)))
+        {
+            long cluster = device.Details.ClusterSizeBytes!.Value;
+            for (int step = 0; step < 60; step++)
+            {
+                int op = random.Next(100);
+                long offset = random.NextInt64(size);
+                int length = (int)Math.Min(size - offset, random.Next(3) switch
+                {
+                    0 => random.Next(1, 5000),
+                    1 => random.Next(1, (int)Math.Min(cluster * 3, 4 * MiB)),
+                    _ => random.Next(1, 600_000),
+                });
+                if (op < 55)
+                {
+                    byte[] data = new byte[length];
+                    random.NextBytes(data);
+                    await device.WriteAsync(offset, data);
+                    data.CopyTo(model, offset);
+                }
+                else if (op < 70)
+                {
+                    await device.WriteZeroesAsync(offset, length, BlockZeroFlags.MayUnmap);
+                    Array.Clear(model, (int)offset, length);
+                }
+                else if (op < 80 && !backing)
+                {
+                    await device.DiscardAsync(offset, length);
+                    long first = (offset + cluster - 1) / cluster * cluster;
+                    long end = offset + length == size ? size : (offset + length) / cluster * cluster;
+                    if (end > first)
+                    {
+                        Array.Clear(model, (int)first, (int)(end - first));
+                    }
+                }
+                else if (device is ICompressedWrites compressed)
+                {
+                    long at = offset / cluster * cluster;
+                    byte[] unit = new byte[cluster];
+                    Array.Fill(unit, (byte)random.Next(1, 256), 0, random.Next(1, (int)cluster));
+                    byte[] packed = new byte[compressed.MaxCompressedBytes];
+                    int n = compressed.Compress(unit, packed);
+                    await compressed.WriteCompressedAsync(at, n < 0 ? unit : packed.AsMemory(0, n), n >= 0);
+                    unit.AsSpan(0, (int)Math.Min(cluster, size - at)).CopyTo(model.AsSpan((int)at));
+                }
+            }
+
+            await device.FlushAsync();
+        }
+
+        await File.WriteAllBytesAsync(modelPath, model);
+    }
+}
