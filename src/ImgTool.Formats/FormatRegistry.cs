@@ -7,7 +7,7 @@ namespace ImgTool.Formats;
 public sealed class FormatRegistry(IReadOnlyList<FormatDriver> drivers)
 {
     /// <summary>Every built-in format.</summary>
-    public static FormatRegistry Default { get; } = new([RawFormat.Instance]);
+    public static FormatRegistry Default { get; } = new([Vmdk.VmdkFormat.Instance, RawFormat.Instance]);
 
     public IReadOnlyList<FormatDriver> Drivers { get; } = drivers;
 
