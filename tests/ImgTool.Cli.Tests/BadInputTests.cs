@@ -91,6 +91,15 @@ public sealed class BadInputTests : IDisposable
     }
 
     [Fact]
+    public async Task Converting_an_image_onto_itself_is_refused_and_leaves_it_intact()
+    {
+        string path = _dir.File("self.raw");
+        byte[] model = SparseFile(path, 1 << 20, (0, 8192));
+        AssertOneLineError(await Imgtool("convert", path, path), $"imgtool: {path}: the target is also a source; convert into a new file");
+        Assert.Equal(model, await File.ReadAllBytesAsync(path));
+    }
+
+    [Fact]
     public async Task Unknown_command_and_bad_flags()
     {
         AssertOneLineError(await Imgtool("frobnicate"), "imgtool: Unrecognized command or argument 'frobnicate'.", extraLines: 1);

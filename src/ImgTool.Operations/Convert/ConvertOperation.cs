@@ -17,9 +17,9 @@ public sealed class ConvertOperation(ImageOpener opener)
         Validate(options);
         FormatDriver driver = opener.Registry.Get(options.TargetFormat);
         ImageOptions targetOptions = ImageOptions.Parse(options.TargetOptionStrings ?? []);
-        if (options.Compress)
+        if (options.Compress && !driver.SupportsCompression(targetOptions))
         {
-            throw new UnsupportedFeatureException($"compression is not supported by format '{driver.Name}'", options.Target);
+            throw new UnsupportedFeatureException($"compression (-c) is not supported by format '{driver.Name}' with these options", options.Target);
         }
 
         if (options.NoCreate && targetOptions.Values.Count > 0)
@@ -36,10 +36,14 @@ public sealed class ConvertOperation(ImageOpener opener)
                 sources.Add(await opener.OpenAsync(source, new ImageOpenRequest(options.SourceFormat, ForceShare: options.ForceShare, Cache: options.SourceCache), cancellationToken).ConfigureAwait(false));
             }
 
+            if (sources.Any(s => IsSameFile(s.HostFile.Path, options.Target)))
+            {
+                throw new InvalidOptionException("the target is also a source; convert into a new file", options.Target);
+            }
+
             long totalBytes = sources.Sum(s => s.SizeBytes);
             if (!options.NoCreate)
             {
-                targetOptions.Validate(driver.CreateOptionSpecs, driver.Name);
                 await ImageFactory.CreateAsync(options.Target, driver, new ImageCreateRequest(totalBytes, targetOptions), cancellationToken).ConfigureAwait(false);
             }
 
@@ -84,12 +88,33 @@ public sealed class ConvertOperation(ImageOpener opener)
                 $"the target is smaller than the source ({target.SizeBytes} < {totalBytes} bytes)", options.Target);
         }
 
+        ICompressedWrites? compressed = null;
+        if (options.Compress)
+        {
+            compressed = target as ICompressedWrites
+                ?? throw new UnsupportedFeatureException($"compression (-c) is not supported by format '{target.FormatName}'", options.Target);
+        }
+
         // A target created here reads as zeros, so zero ranges need no writes at all.
         bool targetIsZero = !options.NoCreate || options.TargetIsZero;
-        var pipeline = new ConvertPipeline(sources, target, options.SparseBytes, targetIsZero, options.Parallel, options.OutOfOrder, progress);
+        var source = new ConcatenatedDevice(sources);
+        var pipeline = new ConvertPipeline(source, target, compressed, options.SparseBytes, targetIsZero, options.Parallel, options.OutOfOrder, progress);
         await pipeline.RunAsync(cancellationToken).ConfigureAwait(false);
         await target.FlushAsync(cancellationToken).ConfigureAwait(false);
         return pipeline;
+    }
+
+    private static bool IsSameFile(string a, string b)
+    {
+        if (!File.Exists(b))
+        {
+            return false;
+        }
+
+        return Canonical(a) == Canonical(b);
+
+        static string Canonical(string path) =>
+            new FileInfo(Path.GetFullPath(path)).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(path);
     }
 
     private static void Validate(ConvertOptions options)

@@ -26,15 +26,9 @@ public sealed class CreateOperation(ImageOpener opener)
     {
         FormatDriver driver = opener.Registry.Get(options.Format);
         ImageOptions imageOptions = ImageOptions.Parse(options.OptionStrings);
-        imageOptions.Validate(driver.CreateOptionSpecs, driver.Name);
 
         string? backingFile = options.BackingFile ?? imageOptions.GetString("backing_file");
         string? backingFormat = options.BackingFormat ?? imageOptions.GetString("backing_fmt");
-        if (backingFile is not null && !driver.SupportsBackingFile)
-        {
-            throw new UnsupportedFeatureException($"format '{driver.Name}' does not support backing files", options.FileName);
-        }
-
         long? size = options.SizeBytes ?? imageOptions.GetSize("size");
         if (backingFile is not null && !options.Unsafe)
         {
