@@ -186,7 +186,7 @@ internal static class VmdkOpener
                 continue;
             }
 
-            if (line.Type is not ("FLAT" or "VMFS" or "SPARSE" or "VMFSSPARSE"))
+            if (line.Type is not ("FLAT" or "VMFS" or "SPARSE" or "VMFSSPARSE" or "SESPARSE"))
             {
                 throw new UnsupportedFeatureException($"unsupported extent type '{line.Type}'", file.Path);
             }
@@ -202,7 +202,11 @@ internal static class VmdkOpener
             try
             {
                 VmdkExtent extent;
-                if (line.IsFlat)
+                if (line.Type == "SESPARSE")
+                {
+                    extent = await VmdkSeSparseExtent.OpenAsync(extentFile, start, line.Type, ownsFile: true, context.ReadOnly, cancellationToken).ConfigureAwait(false);
+                }
+                else if (line.IsFlat)
                 {
                     extent = new VmdkFlatExtent(extentFile, start, line.SizeSectors * VmdkLimits.SectorBytes, line.Type, line.FlatOffsetSectors * VmdkLimits.SectorBytes, ownsFile: true);
                 }
