@@ -99,7 +99,8 @@ internal class VmdkImage : IImage, IBackingChain, ICheckable
                 new("create-type", InfoValue.Of(CreateType)),
                 new("extents", new InfoArray(extents)),
             ]);
-            return new ImageDetails(uniform && !first.IsFlat ? first.GrainBytes : null, false, "vmdk", data);
+            long allocated = HostFile.AllocatedBytes + _extents.Where(e => e.File != HostFile).Sum(e => e.File.AllocatedBytes);
+            return new ImageDetails(uniform && !first.IsFlat ? first.GrainBytes : null, false, "vmdk", data, ActualSizeBytes: allocated);
         }
     }
 
