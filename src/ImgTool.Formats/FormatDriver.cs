@@ -49,9 +49,24 @@ public readonly ref struct ProbeInput(ReadOnlySpan<byte> head, ReadOnlySpan<byte
 /// <param name="OpenBackingAsync">Opens a backing file by the name the image stores and the format it names
 /// (null to probe); relative names are resolved against the image's folder by the opener.
 /// Null when backing files are not to be opened (qemu-img info, rebase -u).</param>
+/// <param name="OpenRelatedFile">For multi-file formats (VMDK extents): opens another host file named relative to
+/// the image's folder (absolute names stay), with the image's cache and lock mode; the second argument asks for a
+/// read-only open. The driver owns and disposes what it returns, and checks names it must confine. Null when the
+/// image has no folder (in-memory tests), in which case a driver needing it reports that it cannot open the image.</param>
 public sealed record ImageOpenContext(
     bool ReadOnly,
-    Func<string, string?, CancellationToken, ValueTask<IImage>>? OpenBackingAsync);
+    Func<string, string?, CancellationToken, ValueTask<IImage>>? OpenBackingAsync,
+    Func<string, bool, IHostFile>? OpenRelatedFile = null);
 
 /// <summary>A create request: the virtual size, the parsed `-o` options and the backing file, if any.</summary>
-public sealed record ImageCreateRequest(long SizeBytes, ImageOptions Options, string? BackingFile = null, string? BackingFormat = null);
+/// <param name="CreateRelatedFile">For multi-file formats: creates (or empties) another file named relative to the new
+/// image's folder; the driver disposes it. A failed create removes every file made this way too.</param>
+/// <param name="OpenRelatedFile">Opens an existing file named relative to the new image's folder, read-only and without
+/// locks (as qemu-img create reads a backing file); the driver disposes it.</param>
+public sealed record ImageCreateRequest(
+    long SizeBytes,
+    ImageOptions Options,
+    string? BackingFile = null,
+    string? BackingFormat = null,
+    Func<string, IHostFile>? CreateRelatedFile = null,
+    Func<string, IHostFile>? OpenRelatedFile = null);

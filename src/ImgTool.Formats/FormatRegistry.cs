@@ -1,5 +1,6 @@
 using ImgTool.Block.Errors;
 using ImgTool.Formats.Qcow2;
+using ImgTool.Formats.Vmdk;
 using ImgTool.Formats.Vhd;
 using ImgTool.Formats.Vhdx;
 using ImgTool.Formats.Raw;
@@ -10,7 +11,7 @@ namespace ImgTool.Formats;
 public sealed class FormatRegistry(IReadOnlyList<FormatDriver> drivers)
 {
     /// <summary>Every built-in format.</summary>
-    public static FormatRegistry Default { get; } = new([Qcow2Format.Instance, VhdFormat.Instance, VhdxFormat.Instance, RawFormat.Instance]);
+    public static FormatRegistry Default { get; } = new([Qcow2Format.Instance, VmdkFormat.Instance, VhdFormat.Instance, VhdxFormat.Instance, RawFormat.Instance]);
 
     public IReadOnlyList<FormatDriver> Drivers { get; } = drivers;
 

@@ -16,17 +16,34 @@ public static class ImageFactory
             throw new UnsupportedFeatureException($"format '{driver.Name}' does not support backing files", path);
         }
 
+        var related = new List<string>();
         using LinuxHostFile file = LinuxHostFile.Create(path);
         try
         {
-            await driver.CreateAsync(file, request, cancellationToken).ConfigureAwait(false);
+            await driver.CreateAsync(file, request with { CreateRelatedFile = CreateRelated, OpenRelatedFile = OpenRelated }, cancellationToken).ConfigureAwait(false);
             await file.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
         {
             RemoveQuietly(path);
+            foreach (string made in related)
+            {
+                RemoveQuietly(made);
+            }
+
             throw;
         }
+
+        IHostFile CreateRelated(string name)
+        {
+            string full = ImageOpener.ResolveBackingPath(path, name);
+            LinuxHostFile created = LinuxHostFile.Create(full);
+            related.Add(full);
+            return created;
+        }
+
+        IHostFile OpenRelated(string name) =>
+            LinuxHostFile.Open(ImageOpener.ResolveBackingPath(path, name), new HostOpenOptions(ReadOnly: true, Lock: HostLockMode.None));
     }
 
     /// <summary>Removes a file this process created, ignoring a file that is already gone.</summary>

@@ -96,12 +96,19 @@ public sealed class ImageOpener(FormatRegistry registry)
         {
             FormatDriver driver = forced ?? await ProbeAsync(host, cancellationToken).ConfigureAwait(false);
             IReadOnlyList<string> chain = [.. above, canonical];
-            ImageOpenContext context = new(request.ReadOnly, request.OpenBacking ? OpenBacking : null);
+            ImageOpenContext context = new(request.ReadOnly, request.OpenBacking ? OpenBacking : null, OpenRelated);
             return await driver.OpenAsync(host, context, cancellationToken).ConfigureAwait(false);
 
             // Backing files are always opened read-only: only the top image is ever written.
             ValueTask<IImage> OpenBacking(string name, string? backingFormat, CancellationToken ct) =>
                 OpenLayerAsync(ResolveBackingPath(path, name), backingFormat, request with { ReadOnly = true }, chain, ct);
+
+            // Other files of the same image (VMDK extents) share its cache and lock mode.
+            IHostFile OpenRelated(string name, bool readOnly) =>
+                LinuxHostFile.Open(ResolveBackingPath(path, name), new HostOpenOptions(
+                    readOnly,
+                    request.Cache,
+                    request.ForceShare ? HostLockMode.None : HostLockMode.Auto));
         }
         catch (ImgToolException)
         {

@@ -33,12 +33,15 @@ public sealed record InfoObject(IReadOnlyList<KeyValuePair<string, InfoValue>> M
 /// <param name="DirtyFlag">True when the image was not closed cleanly (qcow2 lazy refcounts, VHDX log).</param>
 /// <param name="FormatSpecificType">The "type" of qemu-img's format-specific block (e.g. "qcow2"), or null when there is none.</param>
 /// <param name="FormatSpecific">The "data" of that block.</param>
+/// <param name="ActualSizeBytes">Bytes on the host for an image spread over several files (VMDK extents), which
+/// qemu-img sums for actual-size; null means the allocated size of the image's host file.</param>
 public sealed record ImageDetails(
     long? ClusterSizeBytes = null,
     bool DirtyFlag = false,
     string? FormatSpecificType = null,
     InfoObject? FormatSpecific = null,
-    bool Encrypted = false)
+    bool Encrypted = false,
+    long? ActualSizeBytes = null)
 {
     public static ImageDetails None { get; } = new();
 }

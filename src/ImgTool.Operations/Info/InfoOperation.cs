@@ -61,7 +61,7 @@ public sealed class InfoOperation(ImageOpener opener)
             fileName,
             image.FormatName,
             image.SizeBytes,
-            image.HostFile.AllocatedBytes,
+            details.ActualSizeBytes ?? image.HostFile.AllocatedBytes,
             details.DirtyFlag,
             details.ClusterSizeBytes,
             details.Encrypted,
