@@ -33,6 +33,10 @@ public sealed record InfoObject(IReadOnlyList<KeyValuePair<string, InfoValue>> M
 /// <param name="DirtyFlag">True when the image was not closed cleanly (qcow2 lazy refcounts, VHDX log).</param>
 /// <param name="FormatSpecificType">The "type" of qemu-img's format-specific block (e.g. "qcow2"), or null when there is none.</param>
 /// <param name="FormatSpecific">The "data" of that block.</param>
+/// <param name="Subformat">The variant, named as the format's `subformat` create option names it (VHD fixed /
+/// dynamic / differencing, VMDK createType, VHDX dynamic / fixed / differencing); null when the format has none.
+/// Presets check it: platforms accept some variants only.</param>
+/// <param name="AdapterType">The virtual disk controller the image names (VMDK ddb.adapterType), or null.</param>
 /// <param name="ActualSizeBytes">Bytes on the host for an image spread over several files (VMDK extents), which
 /// qemu-img sums for actual-size; null means the allocated size of the image's host file.</param>
 public sealed record ImageDetails(
@@ -41,7 +45,9 @@ public sealed record ImageDetails(
     string? FormatSpecificType = null,
     InfoObject? FormatSpecific = null,
     bool Encrypted = false,
-    long? ActualSizeBytes = null)
+    long? ActualSizeBytes = null,
+    string? Subformat = null,
+    string? AdapterType = null)
 {
     public static ImageDetails None { get; } = new();
 }

@@ -20,6 +20,9 @@ internal static class CommonOptions
     public static Option<string?> Cache(string name, string description) =>
         new(name) { Description = description, HelpName = "cache" };
 
+    public static Option<string?> Preset() =>
+        new("--preset") { Description = "Destination platform: azure, hyperv, esxi, esxi-flat (format, options and size rules)", HelpName = "platform" };
+
     public static bool IsJson(this ParseResult parse, Option<string> output) => parse.GetValue(output) == "json";
 
     /// <summary>Cache mode names as qemu-img takes them (-t / -T).</summary>

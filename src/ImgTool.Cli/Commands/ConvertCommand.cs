@@ -4,6 +4,7 @@ using ImgTool.Block.Host;
 using ImgTool.Block.Options;
 using ImgTool.Cli.Rendering;
 using ImgTool.Operations.Convert;
+using ImgTool.Operations.Presets;
 
 namespace ImgTool.Cli.Commands;
 
@@ -14,6 +15,7 @@ internal static class ConvertCommand
     {
         var format = CommonOptions.Format(description: "Source format (probed when not given)");
         var outputFormat = new Option<string?>("-O") { Description = "Target format (default raw)", HelpName = "output_fmt" };
+        var preset = CommonOptions.Preset();
         var options = CreateCommand.OptionList();
         var sparse = new Option<string?>("-S") { Description = "Zero runs of at least this size are not written (default 4k; 0 allocates everything)", HelpName = "sparse_size" };
         var noCreate = new Option<bool>("-n") { Description = "Do not create the target; write into the existing one" };
@@ -31,16 +33,18 @@ internal static class ConvertCommand
         var files = new Argument<string[]>("filename") { Arity = ArgumentArity.ZeroOrMore, Description = "Source image(s), then the target" };
         var command = new Command("convert", "Convert (and concatenate) images into a new image")
         {
-            format, outputFormat, options, sparse, noCreate, progress, progressStyle, parallel, outOfOrder, compress,
+            format, outputFormat, preset, options, sparse, noCreate, progress, progressStyle, parallel, outOfOrder, compress,
             forceShare, cache, sourceCache, targetIsZero, output, files,
         };
         command.SetAction(context, async (parse, cancellationToken) =>
         {
-            string targetFormat = parse.GetValue(outputFormat) ?? "raw";
+            string? presetName = parse.GetValue(preset);
+            string? targetFormat = parse.GetValue(outputFormat);
             string[] optionStrings = parse.GetValue(options) ?? [];
             if (ImageOptions.IsHelpRequest(optionStrings))
             {
-                await CreateCommand.PrintOptionHelpAsync(context, context.Opener.Registry.Get(targetFormat)).ConfigureAwait(false);
+                string helpFormat = presetName is null ? targetFormat ?? "raw" : Preset.Get(presetName).ResolveFormat(targetFormat);
+                await CreateCommand.PrintOptionHelpAsync(context, context.Opener.Registry.Get(helpFormat)).ConfigureAwait(false);
                 return 0;
             }
 
@@ -64,7 +68,8 @@ internal static class ConvertCommand
                 parse.GetValue(targetIsZero),
                 parse.GetValue(forceShare),
                 CommonOptions.ParseCache(parse.GetValue(cache), CacheMode.Unsafe),
-                CommonOptions.ParseCache(parse.GetValue(sourceCache), CacheMode.Writeback));
+                CommonOptions.ParseCache(parse.GetValue(sourceCache), CacheMode.Writeback),
+                presetName);
 
             ProgressPrinter? printer = ProgressPrinter.Create(context, parse.GetValue(progress), parse.GetValue(progressStyle));
             ConvertResult result = await new ConvertOperation(context.Opener).RunAsync(convertOptions, printer, cancellationToken).ConfigureAwait(false);
@@ -72,6 +77,12 @@ internal static class ConvertCommand
             if (parse.IsJson(output))
             {
                 await context.Output.WriteLineAsync(Json(result)).ConfigureAwait(false);
+            }
+            else if (result.Preset is not null && !parse.GetValue(context.Quiet))
+            {
+                // qemu-img prints nothing after a convert; a preset says what it made, as the user asked for a platform.
+                string rounded = result.VirtualSizeBytes != result.SourceSizeBytes ? $" (rounded up from {result.SourceSizeBytes})" : string.Empty;
+                await context.Output.WriteLineAsync($"Preset {result.Preset}: wrote {result.TargetFormat} image '{result.Target}', virtual size {result.VirtualSizeBytes} bytes{rounded}").ConfigureAwait(false);
             }
 
             return 0;
@@ -85,6 +96,12 @@ internal static class ConvertCommand
         w.WriteString("target", result.Target);
         w.WriteString("format", result.TargetFormat);
         w.WriteNumber("virtual-size", result.VirtualSizeBytes);
+        w.WriteNumber("source-size", result.SourceSizeBytes);
+        if (result.Preset is not null)
+        {
+            w.WriteString("preset", result.Preset);
+        }
+
         w.WriteNumber("bytes-read", result.DataBytesRead);
         w.WriteNumber("bytes-written", result.BytesWritten);
         w.WriteNumber("zero-bytes-skipped", result.ZeroBytesSkipped);

@@ -5,6 +5,7 @@ using ImgTool.Block.Options;
 using ImgTool.Cli.Rendering;
 using ImgTool.Formats;
 using ImgTool.Operations.Create;
+using ImgTool.Operations.Presets;
 
 namespace ImgTool.Cli.Commands;
 
@@ -14,6 +15,7 @@ internal static class CreateCommand
     public static Command Build(CliContext context)
     {
         var format = CommonOptions.Format(description: "Image format (default raw)");
+        var preset = CommonOptions.Preset();
         var options = OptionList();
         var backing = new Option<string?>("-b") { Description = "Backing file", HelpName = "backing_file" };
         var backingFormat = new Option<string?>("-F") { Description = "Backing file format", HelpName = "backing_fmt" };
@@ -21,10 +23,11 @@ internal static class CreateCommand
         var output = CommonOptions.Output();
         var file = new Argument<string?>("filename") { Arity = ArgumentArity.ZeroOrOne };
         var size = new Argument<string?>("size") { Arity = ArgumentArity.ZeroOrOne, Description = "Virtual size, with an optional k, M, G, T, P or E suffix" };
-        var command = new Command("create", "Create a new image") { format, options, backing, backingFormat, unsafeBacking, output, file, size };
+        var command = new Command("create", "Create a new image") { format, preset, options, backing, backingFormat, unsafeBacking, output, file, size };
         command.SetAction(context, async (parse, cancellationToken) =>
         {
-            string formatName = parse.GetValue(format) ?? "raw";
+            string? presetName = parse.GetValue(preset);
+            string formatName = presetName is null ? parse.GetValue(format) ?? "raw" : Preset.Get(presetName).ResolveFormat(parse.GetValue(format));
             string[] optionStrings = parse.GetValue(options) ?? [];
             if (ImageOptions.IsHelpRequest(optionStrings))
             {
@@ -35,7 +38,7 @@ internal static class CreateCommand
             string fileName = parse.GetValue(file) ?? throw new InvalidOptionException("expecting one image file name");
             long? sizeBytes = parse.GetValue(size) is { } text ? SizeParser.Parse(text, "image size") : null;
             CreateResult result = await new CreateOperation(context.Opener).RunAsync(
-                new CreateOptions(fileName, formatName, sizeBytes, optionStrings, parse.GetValue(backing), parse.GetValue(backingFormat), parse.GetValue(unsafeBacking)),
+                new CreateOptions(fileName, parse.GetValue(format), sizeBytes, optionStrings, parse.GetValue(backing), parse.GetValue(backingFormat), parse.GetValue(unsafeBacking), presetName),
                 cancellationToken).ConfigureAwait(false);
             if (parse.GetValue(context.Quiet))
             {
@@ -71,6 +74,11 @@ internal static class CreateCommand
             text.Append(' ').Append(key).Append('=').Append(value);
         }
 
+        if (result.RequestedSizeBytes is { } requested)
+        {
+            text.Append($"\nPreset {result.Preset}: virtual size rounded up from {requested} to {result.SizeBytes} bytes");
+        }
+
         return text.ToString();
     }
 
@@ -80,6 +88,8 @@ internal static class CreateCommand
         w.WriteString("filename", result.FileName);
         w.WriteString("format", result.Format);
         w.WriteNumber("virtual-size", result.SizeBytes);
+        w.WriteOptionalString("preset", result.Preset);
+        w.WriteOptionalNumber("requested-size", result.RequestedSizeBytes);
         w.WriteStartObject("options");
         foreach (var (key, value) in result.Options)
         {

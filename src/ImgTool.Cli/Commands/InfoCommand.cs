@@ -15,16 +15,25 @@ internal static class InfoCommand
         var output = CommonOptions.Output();
         var chain = new Option<bool>("--backing-chain") { Description = "Show every image of the backing chain" };
         var forceShare = CommonOptions.ForceShare();
+        var preset = CommonOptions.Preset();
         var file = new Argument<string>("filename");
-        var command = new Command("info", "Show information about an image") { format, output, chain, forceShare, file };
+        var command = new Command("info", "Show information about an image") { format, output, chain, forceShare, preset, file };
         command.SetAction(context, async (parse, cancellationToken) =>
         {
             bool backingChain = parse.GetValue(chain);
             InfoResult result = await new InfoOperation(context.Opener).RunAsync(
-                new InfoOptions(parse.GetValue(file)!, parse.GetValue(format), backingChain, parse.GetValue(forceShare)),
+                new InfoOptions(parse.GetValue(file)!, parse.GetValue(format), backingChain, parse.GetValue(forceShare), parse.GetValue(preset)),
                 cancellationToken).ConfigureAwait(false);
             string text = parse.IsJson(output) ? Json(result, backingChain) : Human(result);
             await context.Output.WriteLineAsync(text).ConfigureAwait(false);
+            if (!parse.IsJson(output))
+            {
+                foreach (string problem in result.PresetProblems ?? [])
+                {
+                    await context.Error.WriteLineAsync($"imgtool: warning: {result.Images[0].FileName}: {problem}").ConfigureAwait(false);
+                }
+            }
+
             return 0;
         });
         return command;
@@ -117,6 +126,22 @@ internal static class InfoCommand
             w.WriteOptionalString("backing-filename", image.BackingFileName);
             w.WriteOptionalString("backing-filename-format", image.BackingFormat);
             w.WriteBoolean("dirty-flag", image.DirtyFlag);
+            if (image == result.Images[0] && result.Preset is not null)
+            {
+                // Not in qemu-img: what the platform named by --preset would refuse.
+                w.WriteStartObject("preset");
+                w.WriteString("name", result.Preset);
+                w.WriteBoolean("accepted", result.PresetProblems is not { Count: > 0 });
+                w.WriteStartArray("problems");
+                foreach (string problem in result.PresetProblems ?? [])
+                {
+                    w.WriteStringValue(problem);
+                }
+
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+
             w.WriteEndObject();
         }
 

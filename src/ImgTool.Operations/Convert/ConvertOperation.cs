@@ -4,6 +4,7 @@ using ImgTool.Block.Errors;
 using ImgTool.Block.Options;
 using ImgTool.Formats;
 using ImgTool.Operations.Common;
+using ImgTool.Operations.Presets;
 
 namespace ImgTool.Operations.Convert;
 
@@ -15,8 +16,10 @@ public sealed class ConvertOperation(ImageOpener opener)
     public async ValueTask<ConvertResult> RunAsync(ConvertOptions options, IProgress<ProgressReport>? progress = null, CancellationToken cancellationToken = default)
     {
         Validate(options);
-        FormatDriver driver = opener.Registry.Get(options.TargetFormat);
-        ImageOptions targetOptions = ImageOptions.Parse(options.TargetOptionStrings ?? []);
+        Preset? preset = options.Preset is null ? null : Preset.Get(options.Preset);
+        FormatDriver driver = opener.Registry.Get(preset?.ResolveFormat(options.TargetFormat) ?? options.TargetFormat ?? "raw");
+        IReadOnlyList<string> optionStrings = options.TargetOptionStrings ?? [];
+        ImageOptions targetOptions = ImageOptions.Parse(preset?.MergeOptions(optionStrings) ?? optionStrings);
         if (options.Compress && !driver.SupportsCompression(targetOptions))
         {
             throw new UnsupportedFeatureException($"compression (-c) is not supported by format '{driver.Name}' with these options", options.Target);
@@ -42,23 +45,26 @@ public sealed class ConvertOperation(ImageOpener opener)
             }
 
             long totalBytes = sources.Sum(s => s.SizeBytes);
+            long targetBytes = preset?.RoundSize(totalBytes) ?? totalBytes;
             if (!options.NoCreate)
             {
-                await ImageFactory.CreateAsync(options.Target, driver, new ImageCreateRequest(totalBytes, targetOptions), cancellationToken).ConfigureAwait(false);
+                await ImageFactory.CreateAsync(options.Target, driver, new ImageCreateRequest(targetBytes, targetOptions), cancellationToken).ConfigureAwait(false);
             }
 
             try
             {
-                ConvertPipeline pipeline = await CopyAsync(options, sources, totalBytes, progress, cancellationToken).ConfigureAwait(false);
+                ConvertPipeline pipeline = await CopyAsync(options, driver.Name, sources, totalBytes, progress, cancellationToken).ConfigureAwait(false);
                 return new ConvertResult(
                     options.Target,
                     driver.Name,
-                    totalBytes,
+                    targetBytes,
                     pipeline.DataBytesRead,
                     pipeline.BytesWritten,
                     pipeline.ZeroBytesSkipped,
                     pipeline.ZeroBytesWritten,
-                    stopwatch.Elapsed);
+                    stopwatch.Elapsed,
+                    totalBytes,
+                    preset?.Name);
             }
             catch when (!options.NoCreate)
             {
@@ -76,11 +82,11 @@ public sealed class ConvertOperation(ImageOpener opener)
         }
     }
 
-    private async ValueTask<ConvertPipeline> CopyAsync(ConvertOptions options, List<IImage> sources, long totalBytes, IProgress<ProgressReport>? progress, CancellationToken cancellationToken)
+    private async ValueTask<ConvertPipeline> CopyAsync(ConvertOptions options, string targetFormat, List<IImage> sources, long totalBytes, IProgress<ProgressReport>? progress, CancellationToken cancellationToken)
     {
         await using IImage target = await opener.OpenAsync(
             options.Target,
-            new ImageOpenRequest(options.TargetFormat, ReadOnly: false, Cache: options.TargetCache),
+            new ImageOpenRequest(targetFormat, ReadOnly: false, Cache: options.TargetCache),
             cancellationToken).ConfigureAwait(false);
         if (target.SizeBytes < totalBytes)
         {

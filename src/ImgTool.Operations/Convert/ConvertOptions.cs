@@ -8,12 +8,14 @@ namespace ImgTool.Operations.Convert;
 /// <param name="NoCreate">-n: the target exists already and is not created.</param>
 /// <param name="Parallel">-m: requests in flight (1..16).</param>
 /// <param name="OutOfOrder">-W: writes may complete out of order.</param>
+/// <param name="TargetFormat">-O: the target format; null for raw (or the preset's).</param>
+/// <param name="Preset">--preset: a destination platform's format, options and size rounding.</param>
 /// <param name="TargetIsZero">--target-is-zero: with -n, the existing target is known to read as zeros.</param>
 public sealed record ConvertOptions(
     IReadOnlyList<string> Sources,
     string Target,
     string? SourceFormat = null,
-    string TargetFormat = "raw",
+    string? TargetFormat = null,
     IReadOnlyList<string>? TargetOptionStrings = null,
     bool Compress = false,
     long SparseBytes = 4096,
@@ -23,12 +25,14 @@ public sealed record ConvertOptions(
     bool TargetIsZero = false,
     bool ForceShare = false,
     CacheMode TargetCache = CacheMode.Unsafe,
-    CacheMode SourceCache = CacheMode.Writeback);
+    CacheMode SourceCache = CacheMode.Writeback,
+    string? Preset = null);
 
 /// <summary>What convert did.</summary>
 /// <param name="DataBytesRead">Bytes read from the sources (zero and unallocated ranges are never read).</param>
 /// <param name="BytesWritten">Bytes written to the target as data.</param>
 /// <param name="ZeroBytesSkipped">Bytes not written because they read as zeros and the target already did.</param>
+/// <param name="SourceSizeBytes">The sources' total size; the target is larger only when a preset rounded it up.</param>
 /// <param name="ZeroBytesWritten">Bytes made zero in the target with write-zeroes requests.</param>
 public sealed record ConvertResult(
     string Target,
@@ -38,4 +42,6 @@ public sealed record ConvertResult(
     long BytesWritten,
     long ZeroBytesSkipped,
     long ZeroBytesWritten,
-    TimeSpan Elapsed);
+    TimeSpan Elapsed,
+    long SourceSizeBytes,
+    string? Preset = null);

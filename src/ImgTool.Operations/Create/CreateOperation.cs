@@ -2,30 +2,36 @@ using ImgTool.Block.Devices;
 using ImgTool.Block.Errors;
 using ImgTool.Block.Options;
 using ImgTool.Formats;
+using ImgTool.Operations.Presets;
 
 namespace ImgTool.Operations.Create;
 
 /// <param name="SizeBytes">The size given on the command line, or null to take it from -o size or the backing file.</param>
 /// <param name="Unsafe">-u: do not open the backing file (its size must then be given).</param>
+/// <param name="Format">The format (-f), or null for raw (or the preset's).</param>
+/// <param name="Preset">--preset: a destination platform's format, options and size rounding.</param>
 public sealed record CreateOptions(
     string FileName,
-    string Format,
+    string? Format,
     long? SizeBytes,
     IReadOnlyList<string> OptionStrings,
     string? BackingFile = null,
     string? BackingFormat = null,
-    bool Unsafe = false);
+    bool Unsafe = false,
+    string? Preset = null);
 
 /// <summary>What was created, with the options as qemu-img's "Formatting ..." line lists them.</summary>
-public sealed record CreateResult(string FileName, string Format, long SizeBytes, IReadOnlyList<KeyValuePair<string, string>> Options);
+/// <param name="RequestedSizeBytes">The size asked for, when a preset rounded it up to <paramref name="SizeBytes"/>.</param>
+public sealed record CreateResult(string FileName, string Format, long SizeBytes, IReadOnlyList<KeyValuePair<string, string>> Options, string? Preset = null, long? RequestedSizeBytes = null);
 
 /// <summary>imgtool create: a new empty image, optionally over a backing file.</summary>
 public sealed class CreateOperation(ImageOpener opener)
 {
     public async ValueTask<CreateResult> RunAsync(CreateOptions options, CancellationToken cancellationToken = default)
     {
-        FormatDriver driver = opener.Registry.Get(options.Format);
-        ImageOptions imageOptions = ImageOptions.Parse(options.OptionStrings);
+        Preset? preset = options.Preset is null ? null : Preset.Get(options.Preset);
+        FormatDriver driver = opener.Registry.Get(preset?.ResolveFormat(options.Format) ?? options.Format ?? "raw");
+        ImageOptions imageOptions = ImageOptions.Parse(preset?.MergeOptions(options.OptionStrings) ?? options.OptionStrings);
 
         string? backingFile = options.BackingFile ?? imageOptions.GetString("backing_file");
         string? backingFormat = options.BackingFormat ?? imageOptions.GetString("backing_fmt");
@@ -46,6 +52,8 @@ public sealed class CreateOperation(ImageOpener opener)
             throw new InvalidOptionException("image size must be specified (as the SIZE argument or -o size=)", options.FileName);
         }
 
+        long requested = sizeBytes;
+        sizeBytes = preset?.RoundSize(sizeBytes) ?? sizeBytes;
         var request = new ImageCreateRequest(sizeBytes, imageOptions, backingFile, backingFormat);
         await ImageFactory.CreateAsync(options.FileName, driver, request, cancellationToken).ConfigureAwait(false);
 
@@ -60,6 +68,6 @@ public sealed class CreateOperation(ImageOpener opener)
         }
 
         listed.AddRange(imageOptions.Values.Where(kv => kv.Key is not ("size" or "backing_file" or "backing_fmt")));
-        return new CreateResult(options.FileName, driver.Name, sizeBytes, listed);
+        return new CreateResult(options.FileName, driver.Name, sizeBytes, listed, preset?.Name, requested != sizeBytes ? requested : null);
     }
 }

@@ -1,10 +1,12 @@
 using ImgTool.Block.Devices;
 using ImgTool.Block.Info;
 using ImgTool.Formats;
+using ImgTool.Operations.Presets;
 
 namespace ImgTool.Operations.Info;
 
-public sealed record InfoOptions(string FileName, string? Format = null, bool BackingChain = false, bool ForceShare = false);
+/// <param name="Preset">--preset: also report what that platform would refuse in the image.</param>
+public sealed record InfoOptions(string FileName, string? Format = null, bool BackingChain = false, bool ForceShare = false, string? Preset = null);
 
 /// <summary>What `info` reports about one image (qemu-img's ImageInfo).</summary>
 public sealed record ImageInfo(
@@ -22,13 +24,15 @@ public sealed record ImageInfo(
     InfoObject? FormatSpecific);
 
 /// <summary>The image first, then with --backing-chain each backing image in order.</summary>
-public sealed record InfoResult(IReadOnlyList<ImageInfo> Images);
+/// <param name="PresetProblems">With --preset, what the platform would refuse in the (top) image; empty when it would take it.</param>
+public sealed record InfoResult(IReadOnlyList<ImageInfo> Images, string? Preset = null, IReadOnlyList<string>? PresetProblems = null);
 
 /// <summary>imgtool info.</summary>
 public sealed class InfoOperation(ImageOpener opener)
 {
     public async ValueTask<InfoResult> RunAsync(InfoOptions options, CancellationToken cancellationToken = default)
     {
+        Preset? preset = options.Preset is null ? null : Preset.Get(options.Preset);
         var images = new List<ImageInfo>();
         await using IImage image = await opener.OpenAsync(
             options.FileName,
@@ -49,7 +53,7 @@ public sealed class InfoOperation(ImageOpener opener)
             layer = backing;
         }
 
-        return new InfoResult(images);
+        return new InfoResult(images, preset?.Name, preset is null ? null : PresetCheck.Problems(preset, image));
     }
 
     private static ImageInfo Describe(IImage image, string fileName)
