@@ -14,7 +14,8 @@ internal static class ToolExtensions
 /// <summary>
 /// The files cases refer to. Command lines name them through placeholders: {SRC} the large image,
 /// {COPY} an identical sparse copy of it, {SMALL} the small image, {DST} an output file of the tool's
-/// own (each tool writes a different one, so one tool's result never becomes the other's input).
+/// own (each tool writes a different one, so one tool's result never becomes the other's input),
+/// {WORK} the work folder (for inputs a case prepares, such as the source converted to qcow2).
 /// </summary>
 internal sealed record BenchPaths(string WorkDir, string Source, string Copy, string Small)
 {
@@ -26,7 +27,8 @@ internal sealed record BenchPaths(string WorkDir, string Source, string Copy, st
                 .Replace("{SRC}", Source, StringComparison.Ordinal)
                 .Replace("{COPY}", Copy, StringComparison.Ordinal)
                 .Replace("{SMALL}", Small, StringComparison.Ordinal)
-                .Replace("{DST}", Destination(tool), StringComparison.Ordinal))
+                .Replace("{DST}", Destination(tool), StringComparison.Ordinal)
+                .Replace("{WORK}", WorkDir, StringComparison.Ordinal))
             .ToArray();
 }
 
@@ -57,6 +59,9 @@ internal sealed class BenchCase
 
     /// <summary>Drop stdout unread instead of keeping it for error messages (large outputs such as map).</summary>
     public bool DiscardStdout { get; init; }
+
+    /// <summary>Once before the case's first run, e.g. make an input in another format (untimed).</summary>
+    public Action<BenchContext>? Prepare { get; init; }
 
     /// <summary>Before every run of <see cref="Tool"/>, e.g. delete the output the previous run left.</summary>
     public Action<BenchContext, Tool>? BeforeEachRun { get; init; }
@@ -107,7 +112,105 @@ internal static class BenchCases
             ImgtoolArgs = ["info", "-f", "raw", "{SMALL}"],
             QemuImgArgs = ["info", "-f", "raw", "{SMALL}"],
         },
+        ConvertTo("qcow2", "raw->qcow2", "qcow2"),
+        ConvertFrom("qcow2-raw", "qcow2->raw", "qcow2"),
+        ConvertTo("qcow2-zlib", "raw->qcow2 -c zlib", "qcow2", compress: true),
+        ConvertTo("qcow2-zstd", "raw->qcow2 -c zstd", "qcow2", ["-o", "compression_type=zstd"], compress: true),
+        new BenchCase
+        {
+            Id = "check-qcow2",
+            Name = "check qcow2",
+            ImgtoolArgs = ["check", "-f", "qcow2", "{WORK}/src.qcow2"],
+            QemuImgArgs = ["check", "-f", "qcow2", "{WORK}/src.qcow2"],
+            Prepare = context => MakeInput(context, "qcow2", []),
+        },
+        new BenchCase
+        {
+            Id = "map-qcow2",
+            Name = "map qcow2",
+            ImgtoolArgs = ["map", "-f", "qcow2", "--output", "json", "{WORK}/src.qcow2"],
+            QemuImgArgs = ["map", "-f", "qcow2", "--output", "json", "{WORK}/src.qcow2"],
+            DiscardStdout = true,
+            Prepare = context => MakeInput(context, "qcow2", []),
+        },
+        ConvertTo("vmdk", "raw->vmdk (monolithicSparse)", "vmdk"),
+        ConvertTo("vmdk-stream", "raw->vmdk (streamOptimized)", "vmdk", ["-o", "subformat=streamOptimized"]),
+        ConvertFrom("vmdk-raw", "vmdk->raw", "vmdk"),
+        ConvertTo("vpc", "raw->vpc", "vpc"),
+        ConvertTo("vhdx", "raw->vhdx", "vhdx"),
     ];
+
+    /// <summary>raw -> FORMAT with the same flags for both tools; the output is compared with the source by qemu-img.</summary>
+    private static BenchCase ConvertTo(string id, string name, string format, string[]? options = null, bool compress = false)
+    {
+        string[] flags = [.. compress ? ["-c"] : Array.Empty<string>(), .. options ?? []];
+        string[] args = ["convert", "-f", "raw", "-O", format, .. flags, "{SRC}", "{DST}"];
+        return new BenchCase
+        {
+            Id = id,
+            Name = name,
+            ImgtoolArgs = args,
+            QemuImgArgs = args,
+            BeforeEachRun = (context, tool) => File.Delete(context.Paths.Destination(tool)),
+            Verify = context => VerifyFormatOutput(context, format),
+            AfterCase = DeleteDestinations,
+        };
+    }
+
+    /// <summary>FORMAT -> raw, from an input qemu-img made once from the source.</summary>
+    private static BenchCase ConvertFrom(string id, string name, string format)
+    {
+        string[] args = ["convert", "-f", format, "-O", "raw", $"{{WORK}}/src.{format}", "{DST}"];
+        return new BenchCase
+        {
+            Id = id,
+            Name = name,
+            ImgtoolArgs = args,
+            QemuImgArgs = args,
+            Prepare = context => MakeInput(context, format, []),
+            BeforeEachRun = (context, tool) => File.Delete(context.Paths.Destination(tool)),
+            Verify = VerifyConvertOutput,
+            AfterCase = DeleteDestinations,
+        };
+    }
+
+    /// <summary>The source converted to FORMAT by qemu-img, once per work folder (untimed).</summary>
+    private static void MakeInput(BenchContext context, string format, string[] options)
+    {
+        string path = Path.Combine(context.Paths.WorkDir, $"src.{format}");
+        string marker = path + ".done";
+        if (File.Exists(marker) && File.GetLastWriteTimeUtc(marker) >= File.GetLastWriteTimeUtc(context.Paths.Source))
+        {
+            return;
+        }
+
+        ProcessOutput made = Runner.Run(context.QemuImgPath, ["convert", "-f", "raw", "-O", format, .. options, context.Paths.Source, path]);
+        if (made.ExitCode != 0)
+        {
+            throw new BenchException($"could not make the {format} input with qemu-img:{Runner.Indent("stderr", made.Stderr)}");
+        }
+
+        File.WriteAllText(marker, format);
+    }
+
+    /// <summary>imgtool's output must hold the source's content (qemu-img compare) and pass qemu-img check where it has one.</summary>
+    private static IReadOnlyList<CaseNote> VerifyFormatOutput(BenchContext context, string format)
+    {
+        var notes = new List<CaseNote>();
+        string output = context.Paths.Destination(Tool.Imgtool);
+        ProcessOutput compare = Runner.Run(context.QemuImgPath, "compare", "-f", "raw", "-F", format, context.Paths.Source, output);
+        notes.Add(compare.ExitCode == 0
+            ? new CaseNote(false, $"imgtool's {format} has the source's content (qemu-img compare exit 0)")
+            : new CaseNote(true, $"imgtool's {format} differs from the source: qemu-img compare exit {compare.ExitCode}" + Runner.Indent("stdout", compare.Stdout)));
+        if (format is "qcow2" or "vmdk" or "vhdx")
+        {
+            ProcessOutput check = Runner.Run(context.QemuImgPath, "check", "-f", format, output);
+            notes.Add(new CaseNote(check.ExitCode != 0, $"qemu-img check of imgtool's {format}: exit {check.ExitCode}"));
+        }
+
+        notes.Add(new CaseNote(false, $"sizes on disk: imgtool {Report.MiB(Runner.AllocatedBytes(output))} MiB, qemu-img {Report.MiB(Runner.AllocatedBytes(context.Paths.Destination(Tool.QemuImg)))} MiB"));
+        return notes;
+    }
 
     /// <summary>
     /// The output must have the source's content (judged by qemu-img, the reference) and must stay

@@ -28,6 +28,7 @@ internal sealed class Runner(string timePath, string workDir, TextWriter progres
         progress.Write($"{benchCase.Name}: warm-up");
         try
         {
+            benchCase.Prepare?.Invoke(context);
             RunOnce(benchCase, context, Tool.Imgtool);
             RunOnce(benchCase, context, Tool.QemuImg);
             for (int run = 1; run <= runs; run++)
