@@ -160,11 +160,9 @@ internal sealed partial class VhdImage
 
         byte[] bytes = new byte[VhdDynamicHeader.SizeBytes];
         await file.ReadZeroFilledAsync((long)headerOffset, bytes, cancellationToken).ConfigureAwait(false);
+        // A wrong header checksum is reported by check but does not stop the open: qemu does not verify it either, and
+        // every field used is range-checked below.
         VhdDynamicHeader header = VhdDynamicHeader.Read(bytes, file.Path);
-        if (!VhdDynamicHeader.ChecksumMatches(bytes))
-        {
-            throw new ImageCorruptException("the dynamic disk header checksum is wrong", "dynamic disk header", (long)headerOffset, file.Path);
-        }
 
         uint blockSize = header.BlockSize;
         if (blockSize < VhdLimits.SectorBytes || blockSize > VhdLimits.MaxBlockBytes || !uint.IsPow2(blockSize))

@@ -124,6 +124,17 @@ public sealed class VhdImageTests : IDisposable
     }
 
     [Fact]
+    public async Task A_wrong_header_checksum_is_reported_by_check_but_opens_as_qemu_opens_it()
+    {
+        MemoryHostFile file = await CreateInMemory(10 * MiB);
+        await file.WriteAsync(900, new byte[] { 1 });
+        await using IImage image = await Open(file);
+        CheckReport report = await ((ICheckable)image).CheckAsync(CheckRepair.None);
+        Assert.Equal(1, report.Corruptions);
+        Assert.Equal("dynamic disk header", report.Findings[0].Structure);
+    }
+
+    [Fact]
     public async Task A_truncated_fixed_disk_is_refused()
     {
         MemoryHostFile file = await CreateInMemory(10 * MiB, "subformat=fixed,force_size=on");
