@@ -275,6 +275,24 @@ public sealed class VhdImageTests : IDisposable
         Assert.True(options.GetBool("force_size"));
     }
 
+    [Fact]
+    public async Task Azure_problems_name_what_azure_would_refuse()
+    {
+        MemoryHostFile good = await CreateInMemory(11 * MiB, "subformat=fixed,force_size=on");
+        await using (IImage image = await Open(good))
+        {
+            Assert.Empty(VhdFormat.AzureProblems(image));
+        }
+
+        MemoryHostFile dynamic = await CreateInMemory(10 * MiB + 512);
+        await using (IImage image = await Open(dynamic))
+        {
+            IReadOnlyList<string> problems = VhdFormat.AzureProblems(image);
+            Assert.Contains(problems, p => p.Contains("fixed VHDs only", StringComparison.Ordinal));
+            Assert.Contains(problems, p => p.Contains("whole number of MiB", StringComparison.Ordinal));
+        }
+    }
+
     private static async Task<long> CheckCorruptions(IImage image) =>
         (await ((ICheckable)image).CheckAsync(CheckRepair.None)).Corruptions;
 
