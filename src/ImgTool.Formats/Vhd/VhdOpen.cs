@@ -92,9 +92,9 @@ internal sealed partial class VhdImage
                 $"the block allocation table has {entries} entries, too few for {size} bytes", "dynamic disk header", (long)footer.DataOffset, file.Path);
         }
 
-        if (entries > VhdLimits.MaxSizeBytes / blockBytes + 1)
+        if (entries > VhdLimits.MaxSizeBytes / blockBytes + 1 || entries > VhdLimits.MaxBatEntries)
         {
-            throw new ImageCorruptException($"the block allocation table has {entries} entries, more than a 2040 GiB disk needs", "dynamic disk header", (long)footer.DataOffset, file.Path);
+            throw new ImageCorruptException($"the block allocation table has {entries} entries, more than a 2040 GiB disk needs or than imgtool reads ({VhdLimits.MaxBatEntries})", "dynamic disk header", (long)footer.DataOffset, file.Path);
         }
 
         long tableOffset = (long)Math.Min(header.TableOffset, long.MaxValue);
@@ -153,7 +153,7 @@ internal sealed partial class VhdImage
     private static async ValueTask<VhdDynamicHeader> ReadHeaderAsync(IHostFile file, VhdFooter footer, CancellationToken cancellationToken)
     {
         ulong headerOffset = footer.DataOffset;
-        if (headerOffset < VhdFooter.SizeBytes || headerOffset > (ulong)(file.Length - VhdDynamicHeader.SizeBytes))
+        if (headerOffset < VhdFooter.SizeBytes || file.Length < VhdDynamicHeader.SizeBytes || headerOffset > (ulong)(file.Length - VhdDynamicHeader.SizeBytes))
         {
             throw new ImageCorruptException($"the dynamic disk header offset {headerOffset} lies outside the file", "footer", VhdFooter.DataOffsetOffset, file.Path);
         }
@@ -247,7 +247,7 @@ internal sealed partial class VhdImage
 
     private static async ValueTask<string?> ReadLocatorAsync(IHostFile file, VhdParentLocator locator, CancellationToken cancellationToken)
     {
-        if (locator.DataLength is 0 or > VhdLimits.MaxLocatorBytes || locator.DataOffset > (ulong)(file.Length - locator.DataLength))
+        if (locator.DataLength is 0 or > VhdLimits.MaxLocatorBytes || locator.DataLength > file.Length || locator.DataOffset > (ulong)(file.Length - locator.DataLength))
         {
             return null; // an unusable locator is skipped; the others may still find the parent
         }
