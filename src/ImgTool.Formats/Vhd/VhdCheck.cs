@@ -20,6 +20,13 @@ internal sealed partial class VhdImage
         }
 
         VhdDynamicHeader header = Header!.Value;
+        byte[] headerBytes = new byte[VhdDynamicHeader.SizeBytes];
+        await _file.ReadZeroFilledAsync((long)Footer.DataOffset, headerBytes, cancellationToken).ConfigureAwait(false);
+        if (!VhdDynamicHeader.ChecksumMatches(headerBytes))
+        {
+            findings.Add(new CheckFinding(CheckSeverity.Corruption, "dynamic disk header", (long)Footer.DataOffset, "the dynamic disk header checksum is wrong", false));
+        }
+
         int bitmapBytes = _bitmaps!.BitmapBytes;
         long blockSpan = bitmapBytes + (long)_blockBytes;
 

@@ -361,6 +361,12 @@ internal sealed partial class VhdImage : IImage, IBackingChain, ICheckable
 
     private async ValueTask PatchSectorAsync(long sectorOffset, ReadOnlyMemory<byte> data, int offsetInSector, CancellationToken cancellationToken)
     {
+        if (IsDifferencing && _backing is null)
+        {
+            // The rest of the sector may be the parent's data, which is not open: completing it with zeros would lose it.
+            throw new UnsupportedFeatureException("a partial-sector write to a differencing VHD needs its parent, which is not open", _file.Path);
+        }
+
         byte[] sector = ArrayPool<byte>.Shared.Rent(SectorBytes);
         try
         {

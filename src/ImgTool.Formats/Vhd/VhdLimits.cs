@@ -20,6 +20,10 @@ internal static class VhdLimits
     /// and would make a single bitmap or block buffer unreasonably large).</summary>
     public const int MaxBlockBytes = 256 << 20;
 
+    /// <summary>Most BAT entries read into memory (64 MiB of table): a 2040 GiB disk needs 1,044,480 entries with 2 MiB
+    /// blocks and 16,711,680 with the smallest common block size (128 KiB).</summary>
+    public const long MaxBatEntries = 16L << 20;
+
     /// <summary>Largest parent locator payload read (a path in UTF-16).</summary>
     public const int MaxLocatorBytes = 64 * 1024;
 

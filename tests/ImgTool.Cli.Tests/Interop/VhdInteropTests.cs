@@ -85,6 +85,31 @@ public sealed class VhdInteropTests : IDisposable
         Assert.Equal(new FileInfo(theirs).Length, new FileInfo(target).Length);
     }
 
+    /// <summary>CHS rounding, force_size, sub-sector sizes and the 2040 GiB limit give qemu-img's sizes and file lengths.</summary>
+    [Theory]
+    [InlineData("force_size=off", "5")]
+    [InlineData("force_size=off", "1048577")]
+    [InlineData("force_size=on", "1000")]
+    [InlineData("subformat=fixed", "1000")]
+    [InlineData("subformat=fixed,force_size=on", "1048577")]
+    [InlineData("force_size=off", "127G")]
+    [InlineData("force_size=off", "130G")]
+    [InlineData("force_size=on", "127G")]
+    [InlineData("force_size=on", "2040G")]
+    public async Task Create_sizes_match_qemu_img(string options, string size)
+    {
+        string ours = _dir.File("o.vhd");
+        string theirs = _dir.File("q.vhd");
+        await Ok(Imgtool("create", "-q", "-f", "vpc", "-o", options, ours, size));
+        await Ok(QemuImg("create", "-q", "-f", "vpc", "-o", options, theirs, size));
+        using JsonDocument a = JsonDocument.Parse((await QemuImg("info", "-f", "vpc", "--output=json", theirs)).Out);
+        using JsonDocument b = JsonDocument.Parse((await QemuImg("info", "-f", "vpc", "--output=json", ours)).Out);
+        Assert.Equal(a.RootElement.GetProperty("virtual-size").GetInt64(), b.RootElement.GetProperty("virtual-size").GetInt64());
+        Assert.Equal(new FileInfo(theirs).Length, new FileInfo(ours).Length);
+        Assert.NotEqual(0, (await Imgtool("create", "-q", "-f", "vpc", "-o", options, _dir.File("big.vhd"), "2041G")).ExitCode);
+        Assert.False(File.Exists(_dir.File("big.vhd")));
+    }
+
     [Fact]
     public async Task Map_of_a_qemu_made_dynamic_disk_is_the_same_text()
     {

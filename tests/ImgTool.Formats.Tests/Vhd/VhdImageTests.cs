@@ -124,6 +124,17 @@ public sealed class VhdImageTests : IDisposable
     }
 
     [Fact]
+    public async Task A_wrong_header_checksum_is_reported_by_check_but_opens_as_qemu_opens_it()
+    {
+        MemoryHostFile file = await CreateInMemory(10 * MiB);
+        await file.WriteAsync(900, new byte[] { 1 });
+        await using IImage image = await Open(file);
+        CheckReport report = await ((ICheckable)image).CheckAsync(CheckRepair.None);
+        Assert.Equal(1, report.Corruptions);
+        Assert.Equal("dynamic disk header", report.Findings[0].Structure);
+    }
+
+    [Fact]
     public async Task A_truncated_fixed_disk_is_refused()
     {
         MemoryHostFile file = await CreateInMemory(10 * MiB, "subformat=fixed,force_size=on");
@@ -262,6 +273,24 @@ public sealed class VhdImageTests : IDisposable
         Assert.Equal(11 * MiB, size);
         Assert.Equal("fixed", options.GetString("subformat"));
         Assert.True(options.GetBool("force_size"));
+    }
+
+    [Fact]
+    public async Task Azure_problems_name_what_azure_would_refuse()
+    {
+        MemoryHostFile good = await CreateInMemory(11 * MiB, "subformat=fixed,force_size=on");
+        await using (IImage image = await Open(good))
+        {
+            Assert.Empty(VhdFormat.AzureProblems(image));
+        }
+
+        MemoryHostFile dynamic = await CreateInMemory(10 * MiB + 512);
+        await using (IImage image = await Open(dynamic))
+        {
+            IReadOnlyList<string> problems = VhdFormat.AzureProblems(image);
+            Assert.Contains(problems, p => p.Contains("fixed VHDs only", StringComparison.Ordinal));
+            Assert.Contains(problems, p => p.Contains("whole number of MiB", StringComparison.Ordinal));
+        }
     }
 
     private static async Task<long> CheckCorruptions(IImage image) =>
