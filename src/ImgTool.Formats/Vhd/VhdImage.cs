@@ -66,7 +66,7 @@ internal sealed partial class VhdImage : IImage, IBackingChain, ICheckable
 
     public IHostFile HostFile => _file;
 
-    public ImageDetails Details => new(ClusterSizeBytes: IsFixed ? null : _blockBytes);
+    public ImageDetails Details => new(ClusterSizeBytes: IsFixed ? null : _blockBytes, Subformat: Footer.DiskType.ToString().ToLowerInvariant());
 
     public long SizeBytes { get; }
 

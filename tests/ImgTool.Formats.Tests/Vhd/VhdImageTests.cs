@@ -266,33 +266,6 @@ public sealed class VhdImageTests : IDisposable
         Assert.Equal(100, VhdFormat.Instance.Probe(new ProbeInput(new byte[512], tail, 1024, "x")));
     }
 
-    [Fact]
-    public void Azure_preset_rounds_up_to_a_whole_MiB()
-    {
-        var (size, options) = VhdFormat.AzurePreset(10 * MiB + 1);
-        Assert.Equal(11 * MiB, size);
-        Assert.Equal("fixed", options.GetString("subformat"));
-        Assert.True(options.GetBool("force_size"));
-    }
-
-    [Fact]
-    public async Task Azure_problems_name_what_azure_would_refuse()
-    {
-        MemoryHostFile good = await CreateInMemory(11 * MiB, "subformat=fixed,force_size=on");
-        await using (IImage image = await Open(good))
-        {
-            Assert.Empty(VhdFormat.AzureProblems(image));
-        }
-
-        MemoryHostFile dynamic = await CreateInMemory(10 * MiB + 512);
-        await using (IImage image = await Open(dynamic))
-        {
-            IReadOnlyList<string> problems = VhdFormat.AzureProblems(image);
-            Assert.Contains(problems, p => p.Contains("fixed VHDs only", StringComparison.Ordinal));
-            Assert.Contains(problems, p => p.Contains("whole number of MiB", StringComparison.Ordinal));
-        }
-    }
-
     private static async Task<long> CheckCorruptions(IImage image) =>
         (await ((ICheckable)image).CheckAsync(CheckRepair.None)).Corruptions;
 
