@@ -161,6 +161,19 @@ internal sealed class VhdxImage : IImage, IBackingChain, ICheckable
                     _lock.Release();
                 }
             }
+            else if (state == VhdxBlockState.FullyPresent)
+            {
+                // Zero the range in the host file (a hole or fallocate zero-range) instead of writing zeros.
+                long host = PayloadOffset(BatEntry(index), block) + (offsetBytes - blockStart);
+                if (flags.HasFlag(BlockZeroFlags.MayUnmap))
+                {
+                    HostFile.PunchHole(host, pieceEnd - offsetBytes);
+                }
+                else
+                {
+                    HostFile.ZeroRange(host, pieceEnd - offsetBytes);
+                }
+            }
             else if (!ReadsAsZero(state))
             {
                 byte[] zeros = ArrayPool<byte>.Shared.Rent(CopyChunkBytes);
