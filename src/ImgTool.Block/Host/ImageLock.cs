@@ -53,6 +53,26 @@ internal static class ImageLock
         }
     }
 
+    /// <summary>
+    /// Drops every lock byte this file description may hold. Called before the handle is closed:
+    /// a thread-pool I/O that has completed may still hold a reference to the SafeHandle for a
+    /// moment, which defers the close (and with it the release of OFD locks), so a reopen of the
+    /// same file right afterwards would otherwise see its own earlier open as another user.
+    /// </summary>
+    public static void Release(SafeFileHandle handle)
+    {
+        if (handle.IsInvalid || handle.IsClosed)
+        {
+            return;
+        }
+
+        for (int bit = 0; bit < PermNames.Length; bit++)
+        {
+            NativeFile.SetByteLock(handle, PermBase + bit, false);
+            NativeFile.SetByteLock(handle, SharedBase + bit, false);
+        }
+    }
+
     private static ImageLockedException Conflict(string path, string lockName, bool write) =>
         new(write
             ? $"the image is in use by another process (failed to get {lockName} lock); close it there first"
