@@ -54,22 +54,15 @@ internal static class ImageLock
     }
 
     /// <summary>
-    /// Drops every lock byte this file description may hold. Called before the handle is closed:
-    /// a thread-pool I/O that has completed may still hold a reference to the SafeHandle for a
-    /// moment, which defers the close (and with it the release of OFD locks), so a reopen of the
-    /// same file right afterwards would otherwise see its own earlier open as another user.
+    /// Drops every lock byte at once. Closing the handle would too, but .NET defers the close while a
+    /// thread-pool I/O still holds a reference to the handle, and a reopen in that window would see
+    /// our own stale lock as another process's.
     /// </summary>
     public static void Release(SafeFileHandle handle)
     {
-        if (handle.IsInvalid || handle.IsClosed)
+        if (!handle.IsClosed)
         {
-            return;
-        }
-
-        for (int bit = 0; bit < PermNames.Length; bit++)
-        {
-            NativeFile.SetByteLock(handle, PermBase + bit, false);
-            NativeFile.SetByteLock(handle, SharedBase + bit, false);
+            NativeFile.SetByteLock(handle, PermBase, locked: false, length: SharedBase + PermNames.Length - PermBase);
         }
     }
 
