@@ -7,6 +7,9 @@ internal enum VhdxBlockState
     Undefined = 1,
     Zero = 2,
     Unmapped = 3,
+
+    /// <summary>The value drafts of the spec (v0.95) and QEMU use for UNMAPPED; read the same way.</summary>
+    UnmappedV095 = 5,
     FullyPresent = 6,
     PartiallyPresent = 7,
 }

@@ -13,7 +13,6 @@ internal static class VhdxCheck
     {
         VhdxBatGeometry g = image.Geometry;
         VhdxLayoutInfo layout = image.Layout;
-        string path = image.HostFile.Path;
         long fileLength = image.HostFile.Length;
         var findings = new List<CheckFinding>();
         var extents = new List<(long Start, long End, string What)>
@@ -40,7 +39,7 @@ internal static class VhdxCheck
                 : state is VhdxBlockState.FullyPresent or VhdxBlockState.PartiallyPresent;
             bool valid = isBitmap
                 ? state is VhdxBlockState.NotPresent or VhdxBlockState.FullyPresent
-                : state is VhdxBlockState.NotPresent or VhdxBlockState.Undefined or VhdxBlockState.Zero or VhdxBlockState.Unmapped or VhdxBlockState.FullyPresent
+                : state is VhdxBlockState.NotPresent or VhdxBlockState.Undefined or VhdxBlockState.Zero or VhdxBlockState.Unmapped or VhdxBlockState.UnmappedV095 or VhdxBlockState.FullyPresent
                     || (state == VhdxBlockState.PartiallyPresent && g.HasParent);
             if (!valid)
             {
@@ -88,7 +87,6 @@ internal static class VhdxCheck
             fixedCount = 1; // as QEMU: the replay on open counts as one fixed corruption
         }
 
-        _ = path;
         return new CheckReport
         {
             Findings = findings,

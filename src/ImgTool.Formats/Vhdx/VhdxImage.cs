@@ -161,6 +161,19 @@ internal sealed class VhdxImage : IImage, IBackingChain, ICheckable
                     _lock.Release();
                 }
             }
+            else if (state == VhdxBlockState.FullyPresent)
+            {
+                // Zero the range in the host file (a hole or fallocate zero-range) instead of writing zeros.
+                long host = PayloadOffset(BatEntry(index), block) + (offsetBytes - blockStart);
+                if (flags.HasFlag(BlockZeroFlags.MayUnmap))
+                {
+                    HostFile.PunchHole(host, pieceEnd - offsetBytes);
+                }
+                else
+                {
+                    HostFile.ZeroRange(host, pieceEnd - offsetBytes);
+                }
+            }
             else if (!ReadsAsZero(state))
             {
                 byte[] zeros = ArrayPool<byte>.Shared.Rent(CopyChunkBytes);
@@ -423,7 +436,19 @@ internal sealed class VhdxImage : IImage, IBackingChain, ICheckable
         switch (VhdxBatGeometry.StateOf(entry))
         {
             case VhdxBlockState.FullyPresent:
-                return new BlockStatus(BlockStatusKind.Data, length, PayloadOffset(entry, block) + inBlock);
+            {
+                // Holes in the host file inside a present block read as zeros (a fixed image made
+                // sparse, a block written in part): saying so lets convert skip them.
+                long host = PayloadOffset(entry, block) + inBlock;
+                if (_patches is null)
+                {
+                    HostExtent extent = HostFile.GetExtent(host, length);
+                    return new BlockStatus(extent.IsData ? BlockStatusKind.Data : BlockStatusKind.Zero, Math.Max(1, extent.LengthBytes), host);
+                }
+
+                return new BlockStatus(BlockStatusKind.Data, length, host);
+            }
+
             case VhdxBlockState.PartiallyPresent when Geometry.HasParent:
                 (bool present, long run) = await SectorRunAsync(block, inBlock, length, cancellationToken).ConfigureAwait(false);
                 return present

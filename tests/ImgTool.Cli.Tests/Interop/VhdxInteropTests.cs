@@ -87,7 +87,7 @@ public sealed class VhdxInteropTests : IDisposable
     }
 
     [Fact]
-    public async Task Map_reports_only_allocated_blocks_as_data()
+    public async Task Map_reports_only_written_data_as_data()
     {
         string image = _dir.File("map.vhdx");
         Ok(await QemuImg("create", "-f", "vhdx", "-o", "block_size=1M", image, "16M"));
@@ -96,7 +96,8 @@ public sealed class VhdxInteropTests : IDisposable
         JsonElement[] data = [.. map.RootElement.EnumerateArray().Where(e => e.GetProperty("data").GetBoolean())];
         Assert.Single(data);
         Assert.Equal(2 * MiB, data[0].GetProperty("start").GetInt64());
-        Assert.Equal(MiB, data[0].GetProperty("length").GetInt64());
+        // qemu allocated a whole 1 MiB block but wrote one page of it; the rest is a hole in the file.
+        Assert.Equal(4096, data[0].GetProperty("length").GetInt64());
     }
 
     [Fact]

@@ -102,8 +102,9 @@ public sealed class VhdxFormatTests : IDisposable
         Assert.Equal(new BlockStatus(BlockStatusKind.Unallocated, 2 * MiB, Allocated: false), await reader.GetStatusAsync(0, 16 * MiB));
         BlockStatus data = await reader.GetStatusAsync(2 * MiB, 14 * MiB);
         Assert.Equal(BlockStatusKind.Data, data.Kind);
-        Assert.Equal(MiB, data.LengthBytes);
+        Assert.Equal(4096, data.LengthBytes); // only the written page is data in the host file
         Assert.True(data.HostOffsetBytes >= 3 * MiB);
+        Assert.Equal(BlockStatusKind.Zero, (await reader.GetStatusAsync((2 * MiB) + 4096, MiB - 4096)).Kind);
         Assert.Equal(new BlockStatus(BlockStatusKind.Zero, 2 * MiB), await reader.GetStatusAsync(5 * MiB, 11 * MiB));
     }
 
