@@ -71,7 +71,10 @@ internal sealed class VhdxImage : IImage, IBackingChain, ICheckable
     /// <summary>A read-only open found a non-empty log and replays it in memory only.</summary>
     public bool LogReplayedInMemory => _patches is not null;
 
-    public ImageDetails Details => new(ClusterSizeBytes: Geometry.BlockSizeBytes, DirtyFlag: LogReplayedInMemory);
+    public ImageDetails Details => new(
+        ClusterSizeBytes: Geometry.BlockSizeBytes,
+        DirtyFlag: LogReplayedInMemory,
+        Subformat: Geometry.HasParent ? "differencing" : Layout.LeaveBlocksAllocated ? "fixed" : "dynamic");
 
     public long SizeBytes => Geometry.VirtualSizeBytes;
 
