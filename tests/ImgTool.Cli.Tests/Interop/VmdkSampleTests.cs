@@ -50,6 +50,41 @@ public sealed class VmdkSampleTests : IDisposable
         await SameAsQemu(descriptor, model);
     }
 
+    /// <summary>VMware Workstation's split disk: 4192256-sector extents (2 GiB - 1 MiB), names with spaces, and the
+    /// descriptor fields Workstation writes (encoding, isNativeSnapshot, uuid, longContentID, toolsInstallType).</summary>
+    [Fact]
+    public async Task A_VMware_Workstation_split_disk_reads_and_writes_as_qemu_img_does()
+    {
+        string[] names = ["OpenSUSE 64-bit-s001.vmdk", "OpenSUSE 64-bit-s002.vmdk", "OpenSUSE 64-bit-s003.vmdk"];
+        long[] sectors = [4192256, 4192256, 20480];
+        for (int i = 0; i < names.Length; i++)
+        {
+            Assert.Equal(0, (await QemuImg("create", "-q", "-f", "vmdk", _dir.File(names[i]), (sectors[i] * 512).ToString(System.Globalization.CultureInfo.InvariantCulture))).ExitCode);
+        }
+
+        string descriptor = _dir.File("OpenSUSE 64-bit.vmdk");
+        await File.WriteAllTextAsync(descriptor,
+            "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=bb3b482f\nparentCID=ffffffff\nisNativeSnapshot=\"no\"\ncreateType=\"twoGbMaxExtentSparse\"\n\n"
+            + "# Extent description\n" + string.Concat(names.Select((n, i) => $"RW {sectors[i]} SPARSE \"{n}\"\n"))
+            + "\n# The Disk Data Base\n#DDB\n\nddb.toolsVersion = \"9282\"\nddb.adapterType = \"lsilogic\"\nddb.geometry.sectors = \"63\"\nddb.geometry.heads = \"255\"\n"
+            + "ddb.geometry.cylinders = \"1044\"\nddb.uuid = \"60 00 C2 9b 7f 5e 2e 1a-4e 44 0c 2f 9a c3 6d 11\"\nddb.longContentID = \"4b1b6f5b7a1c2e3d4f5a6b7cbb3b482f\"\n"
+            + "ddb.toolsInstallType = \"1\"\nddb.virtualHWVersion = \"9\"\n");
+        RunResult io = await Qemu("qemu-io", "-c", "write -P 0x21 0 1M", "-c", "write -P 0x42 2146435072 100k", "-c", "write -P 0x63 4292870144 50k", descriptor);
+        Assert.True(io.ExitCode == 0, io.ToString());
+        string theirs = _dir.File("theirs.raw");
+        string ours = _dir.File("ours.raw");
+        Assert.Equal(0, (await QemuImg("convert", "-O", "raw", descriptor, theirs)).ExitCode);
+        RunResult convert = await Imgtool("convert", "-O", "raw", descriptor, ours);
+        Assert.True(convert.ExitCode == 0, convert.ToString());
+        Assert.Equal(0, (await QemuImg("compare", "-f", "raw", "-F", "raw", theirs, ours)).ExitCode);
+        Assert.Equal(0, (await Imgtool("compare", descriptor, theirs)).ExitCode);
+
+        // Written by us across the extent boundary, read by qemu-img.
+        string copy = _dir.File("copy.vmdk");
+        Assert.Equal(0, (await Imgtool("convert", "-O", "vmdk", "-o", "subformat=twoGbMaxExtentSparse", descriptor, copy)).ExitCode);
+        Assert.Equal(0, (await QemuImg("compare", descriptor, copy)).ExitCode);
+    }
+
     [Fact]
     public async Task A_vmfsThin_descriptor_reads_although_qemu_img_refuses_it()
     {
