@@ -199,6 +199,30 @@ public sealed class VmdkImageTests : IDisposable
         Assert.Contains("points after EOF", report.Findings[0].Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Concurrent_writes_to_new_and_old_grains_all_land()
+    {
+        string path = _dir.File("par.vmdk");
+        await CreateAsync(path, 16 * MiB);
+        byte[] model = new byte[16 * MiB];
+        await using (IImage image = await OpenAsync(path, readOnly: false))
+        {
+            // 64 writes of odd sizes at odd places, several per grain, none overlapping, all at once.
+            var writes = Enumerable.Range(0, 64).Select(i => (Offset: (i * 250_000L) + (i % 7 * 333), Data: Random(100_000 + (i * 997), 100 + i))).ToArray();
+            foreach (var (offset, data) in writes)
+            {
+                data.CopyTo(model, offset);
+            }
+
+            await Task.WhenAll(writes.Select(w => Task.Run(async () => await image.WriteAsync(w.Offset, w.Data))));
+            Assert.Equal(model, await ReadAllAsync(image));
+        }
+
+        await using IImage reader = await OpenAsync(path);
+        Assert.Equal(model, await ReadAllAsync(reader));
+        Assert.Equal(0, (await ((ICheckable)reader).CheckAsync(CheckRepair.None)).Corruptions);
+    }
+
     private static async Task Write(IBlockDevice image, byte[] model, long offset, byte[] data)
     {
         await image.WriteAsync(offset, data);
