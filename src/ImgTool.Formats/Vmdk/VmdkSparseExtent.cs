@@ -24,6 +24,10 @@ internal sealed partial class VmdkSparseExtent : VmdkExtent
     private readonly uint[]? _rgd;
     private readonly uint[]?[] _tables;
     private readonly SemaphoreSlim _lock = new(1, 1);
+
+    // Tables loaded from the file, oldest first; beyond the cache budget the oldest are dropped (under _lock).
+    private readonly Queue<int> _cachedTables = new();
+    private int _maxCachedTables = int.MaxValue;
     private readonly bool _readOnly;
     private long _nextGrainSector;
 
@@ -54,7 +58,8 @@ internal sealed partial class VmdkSparseExtent : VmdkExtent
     private long GtCoverageBytes => GrainBytes * _gtesPerGt;
 
     /// <summary>Opens and validates a sparse extent; the header may point at a footer (streamOptimized).</summary>
-    public static async ValueTask<VmdkSparseExtent> OpenAsync(IHostFile file, long startBytes, string type, bool ownsFile, bool readOnly, CancellationToken cancellationToken)
+    /// <param name="maxCachedTables">Grain tables kept in memory; 0 for the default budget (<see cref="VmdkLimits.MaxGrainTableCacheBytes"/>).</param>
+    public static async ValueTask<VmdkSparseExtent> OpenAsync(IHostFile file, long startBytes, string type, bool ownsFile, bool readOnly, CancellationToken cancellationToken, int maxCachedTables = 0)
     {
         long fileLength = file.Length;
         byte[] sector = new byte[VmdkSparseHeader.SizeBytes];
@@ -82,6 +87,7 @@ internal sealed partial class VmdkSparseExtent : VmdkExtent
         }
 
         var extent = new VmdkSparseExtent(file, startBytes, type, ownsFile, header, gd, rgd, readOnly);
+        extent._maxCachedTables = maxCachedTables > 0 ? maxCachedTables : Math.Max(1, VmdkLimits.MaxGrainTableCacheBytes / extent._gtBytes);
         if (streamLayout && !readOnly && header.IsCompressed && header.HasMarkers && gd.All(e => e == 0))
         {
             // An empty streamOptimized image (as create makes it) is filled by appending grain markers.
@@ -321,7 +327,19 @@ internal sealed partial class VmdkSparseExtent : VmdkExtent
         }
 
         Volatile.Write(ref _tables[gdIndex], table);
+        RememberTable(gdIndex);
         return table;
+    }
+
+    /// <summary>Keeps the table cache within its budget. Tables on disk are always current (writes go through), so a
+    /// dropped table is simply read again; tables of a stream being written are never in the cache queue.</summary>
+    private void RememberTable(int gdIndex)
+    {
+        _cachedTables.Enqueue(gdIndex);
+        while (_cachedTables.Count > _maxCachedTables)
+        {
+            Volatile.Write(ref _tables[_cachedTables.Dequeue()], null);
+        }
     }
 
     /// <summary>Allocates the grains a write reaches that have no data yet (one contiguous run), writes them whole

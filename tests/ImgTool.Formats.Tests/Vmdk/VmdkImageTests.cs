@@ -223,6 +223,41 @@ public sealed class VmdkImageTests : IDisposable
         Assert.Equal(0, (await ((ICheckable)reader).CheckAsync(CheckRepair.None)).Corruptions);
     }
 
+    [Fact]
+    public async Task Grain_tables_dropped_from_a_small_cache_are_read_again_correctly()
+    {
+        string path = _dir.File("cache.vmdk");
+        const long size = 256L * MiB; // eight grain tables of 32 MiB each
+        await CreateAsync(path, size);
+        var writes = Enumerable.Range(0, 24).Select(i => (Offset: ((i * 7L) % 8 * 32 * MiB) + (i * 70_001L), Data: Random(5000 + i, 50 + i))).ToArray();
+        byte[] model = new byte[size];
+        using (var file = Block.Host.LinuxHostFile.Open(path, new Block.Host.HostOpenOptions(ReadOnly: false)))
+        using (var extent = await Formats.Vmdk.VmdkSparseExtent.OpenAsync(file, 0, string.Empty, ownsFile: false, readOnly: false, CancellationToken.None, maxCachedTables: 2))
+        {
+            foreach (var (offset, data) in writes)
+            {
+                await extent.WriteAsync(offset, data, (_, buffer, _) => { buffer.Span.Clear(); return ValueTask.CompletedTask; }, CancellationToken.None);
+                data.CopyTo(model, offset);
+            }
+
+            foreach (var (offset, data) in writes.Reverse())
+            {
+                byte[] back = new byte[data.Length];
+                for (int done = 0; done < back.Length;)
+                {
+                    var run = await extent.MapAsync(offset + done, back.Length - done, CancellationToken.None);
+                    await extent.ReadDataAsync(offset + done, back.AsMemory(done, (int)run.LengthBytes), run, CancellationToken.None);
+                    done += (int)run.LengthBytes;
+                }
+
+                Assert.Equal(model.AsSpan((int)offset, data.Length).ToArray(), back);
+            }
+        }
+
+        await using IImage reader = await OpenAsync(path);
+        Assert.Equal(model, await ReadAllAsync(reader));
+    }
+
     private static async Task Write(IBlockDevice image, byte[] model, long offset, byte[] data)
     {
         await image.WriteAsync(offset, data);
