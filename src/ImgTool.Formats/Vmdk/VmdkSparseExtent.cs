@@ -64,16 +64,34 @@ internal sealed partial class VmdkSparseExtent : VmdkExtent
         long fileLength = file.Length;
         byte[] sector = new byte[VmdkSparseHeader.SizeBytes];
         await file.ReadZeroFilledAsync(0, sector, cancellationToken).ConfigureAwait(false);
-        VmdkSparseHeader header = VmdkSparseHeader.Read(sector, file.Path);
+        bool cowd = VmdkSparseHeader.HasCowdMagic(sector);
+        uint cowdGdEntries = 0;
+        VmdkSparseHeader header = cowd ? VmdkSparseHeader.ReadCowd(sector, file.Path, out cowdGdEntries) : VmdkSparseHeader.Read(sector, file.Path);
         bool streamLayout = header.GdOffsetSectors == VmdkSparseHeader.GdAtEnd;
         if (streamLayout)
         {
             header = await ReadFooterAsync(file, fileLength, cancellationToken).ConfigureAwait(false);
         }
 
-        Validate(header, fileLength, readOnly, file.Path);
+        if (cowd && !readOnly)
+        {
+            throw new UnsupportedFeatureException("VMDK3 / vmfsSparse (COWD) extents can only be opened read-only", file.Path);
+        }
+
+        Validate(header, fileLength, readOnly, file.Path, cowd);
         long coverageSectors = (long)header.GrainSectors * header.GtesPerGt;
         long gdEntries = ((long)header.CapacitySectors + coverageSectors - 1) / coverageSectors;
+        if (cowd)
+        {
+            // COWD gives the directory size; it must cover the capacity (QEMU fails the read that falls outside).
+            if (cowdGdEntries < gdEntries)
+            {
+                throw new ImageFormatException($"the COWD grain directory of {cowdGdEntries} entries does not cover the capacity", file.Path);
+            }
+
+            gdEntries = cowdGdEntries;
+        }
+
         if (gdEntries > VmdkLimits.MaxGrainDirectoryEntries)
         {
             throw new ImageFormatException($"grain directory of {gdEntries} entries is larger than the limit of {VmdkLimits.MaxGrainDirectoryEntries}", file.Path);
@@ -565,9 +583,9 @@ internal sealed partial class VmdkSparseExtent : VmdkExtent
         }
     }
 
-    private static void Validate(VmdkSparseHeader header, long fileLength, bool readOnly, string path)
+    private static void Validate(VmdkSparseHeader header, long fileLength, bool readOnly, string path, bool cowd)
     {
-        if (header.Version > 3)
+        if (header.Version > 3 && !cowd)
         {
             throw new UnsupportedFeatureException($"unsupported VMDK version {header.Version}", path);
         }
@@ -578,7 +596,7 @@ internal sealed partial class VmdkSparseExtent : VmdkExtent
             throw new UnsupportedFeatureException("VMDK version 3 must be opened read-only", path);
         }
 
-        if (header.GtesPerGt is 0 or > VmdkLimits.MaxGtesPerGt)
+        if (header.GtesPerGt is 0 || (header.GtesPerGt > VmdkLimits.MaxGtesPerGt && !cowd))
         {
             throw new ImageFormatException($"invalid number of grain table entries per grain table ({header.GtesPerGt})", path);
         }

@@ -85,6 +85,50 @@ public sealed class VmdkSampleTests : IDisposable
         Assert.Equal(0, (await QemuImg("compare", descriptor, copy)).ExitCode);
     }
 
+    /// <summary>An ESXi vmfsSparse snapshot delta (a "COWD" extent with 512-byte grains and 4096-entry grain tables)
+    /// over a flat base, as ESXi 5 made them: both tools read the chain the same.</summary>
+    [Fact]
+    public async Task An_ESXi_vmfsSparse_delta_reads_as_qemu_img_reads_it()
+    {
+        const long size = 8 * MiB;
+        byte[] model = SparseFile(_dir.File("base-flat.vmdk"), size, (0, 3 * MiB));
+        await File.WriteAllTextAsync(_dir.File("base.vmdk"), $"version=1\nCID=11111111\nparentCID=ffffffff\ncreateType=\"vmfs\"\nRW {size / 512} VMFS \"base-flat.vmdk\"\n");
+
+        // COWD header: magic, version 1, flags 3, capacity, granularity 1 sector, directory at sector 4 with 4 entries.
+        byte[] delta = new byte[200 * 512];
+        "COWD"u8.CopyTo(delta);
+        void U32(long offset, uint value) => BinaryPrimitives.WriteUInt32LittleEndian(delta.AsSpan((int)offset), value);
+        U32(4, 1);
+        U32(8, 3);
+        U32(12, (uint)(size / 512));
+        U32(16, 1);
+        U32(20, 4);
+        U32(24, 4);
+        U32(4 * 512, 8); // grain table for the first 2 MiB at sector 8 (32 sectors long)
+        U32((4 * 512) + 8, 40); // grain table for 4..6 MiB at sector 40
+        var random = new Random(11);
+        uint nextSector = 100;
+        void Grain(int table, int entry, long diskOffset)
+        {
+            U32(((table == 0 ? 8 : 40) * 512) + (entry * 4), nextSector);
+            byte[] data = new byte[512];
+            random.NextBytes(data);
+            data.CopyTo(delta, nextSector * 512);
+            data.CopyTo(model, diskOffset);
+            nextSector++;
+        }
+
+        Grain(0, 0, 0);
+        Grain(0, 7, 7 * 512);
+        Grain(0, 4095, (2 * MiB) - 512);
+        Grain(2, 10, (4 * MiB) + (10 * 512));
+        await File.WriteAllBytesAsync(_dir.File("snap-delta.vmdk"), delta);
+        string descriptor = _dir.File("snap.vmdk");
+        await File.WriteAllTextAsync(descriptor, "version=1\nCID=22222222\nparentCID=11111111\ncreateType=\"vmfsSparse\"\nparentFileNameHint=\"base.vmdk\"\n"
+            + $"RW {size / 512} VMFSSPARSE \"snap-delta.vmdk\"\n");
+        await SameAsQemu(descriptor, model);
+    }
+
     [Fact]
     public async Task A_vmfsThin_descriptor_reads_although_qemu_img_refuses_it()
     {
