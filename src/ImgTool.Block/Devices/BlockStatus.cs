@@ -18,7 +18,9 @@ public enum BlockStatusKind
 /// <param name="HostOffsetBytes">Where the range starts in the host file, or -1 when it has no single place there.</param>
 /// <param name="Depth">The layer of the backing chain that answered: 0 is the image itself.</param>
 /// <param name="Allocated">True when the range is allocated in the host file (QEMU's "present" for a top layer).</param>
-public readonly record struct BlockStatus(BlockStatusKind Kind, long LengthBytes, long HostOffsetBytes = -1, int Depth = 0, bool Allocated = true)
+/// <param name="HostFileName">The file <paramref name="HostOffsetBytes"/> refers to when it is not the image's own
+/// host file (a VMDK extent file), as `map` names it; null for the image's file.</param>
+public readonly record struct BlockStatus(BlockStatusKind Kind, long LengthBytes, long HostOffsetBytes = -1, int Depth = 0, bool Allocated = true, string? HostFileName = null)
 {
     public bool IsData => Kind == BlockStatusKind.Data;
 

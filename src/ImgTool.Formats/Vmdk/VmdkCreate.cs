@@ -21,6 +21,10 @@ internal static class VmdkCreate
     public const string TwoGbMaxExtentFlat = "twoGbMaxExtentFlat";
     public const string StreamOptimized = "streamOptimized";
 
+    /// <summary>An ESXi datastore disk: a "vmfs" descriptor with one VMFS flat extent (an imgtool extension; qemu-img
+    /// reads these but cannot create them).</summary>
+    public const string Vmfs = "vmfs";
+
     /// <summary>64 KiB grains, as VMware and QEMU make them.</summary>
     public const ulong GrainSectors = 128;
 
@@ -30,7 +34,7 @@ internal static class VmdkCreate
     public const ulong DescriptorOffsetSectors = 1;
     public const ulong DescriptorSizeSectors = 20;
 
-    public static readonly IReadOnlyList<string> Subformats = [MonolithicSparse, MonolithicFlat, TwoGbMaxExtentSparse, TwoGbMaxExtentFlat, StreamOptimized];
+    public static readonly IReadOnlyList<string> Subformats = [MonolithicSparse, MonolithicFlat, TwoGbMaxExtentSparse, TwoGbMaxExtentFlat, StreamOptimized, Vmfs];
 
     public static readonly IReadOnlyList<string> AdapterTypes = ["ide", "buslogic", "lsilogic", "legacyESX"];
 
@@ -43,7 +47,7 @@ internal static class VmdkCreate
         new("compat6", ImageOptionKind.Bool, "VMDK version 6 image", Default: "off"),
         new("hwversion", ImageOptionKind.String, "VMDK hardware version", Default: "undefined"),
         new("toolsversion", ImageOptionKind.String, "VMware guest tools version"),
-        new("subformat", ImageOptionKind.Choice, "VMDK flat extent format, can be one of {monolithicSparse (default) | monolithicFlat | twoGbMaxExtentSparse | twoGbMaxExtentFlat | streamOptimized}", Subformats),
+        new("subformat", ImageOptionKind.Choice, "VMDK flat extent format, can be one of {monolithicSparse (default) | monolithicFlat | twoGbMaxExtentSparse | twoGbMaxExtentFlat | streamOptimized | vmfs}", Subformats),
         new("zeroed_grain", ImageOptionKind.Bool, "Enable efficient zero writes using the zeroed-grain GTE feature"),
     ];
 
@@ -58,7 +62,7 @@ internal static class VmdkCreate
         bool zeroedGrain = options.GetBool("zeroed_grain") ?? false;
         string? backingFile = request.BackingFile ?? options.GetString("backing_file");
         string? backingFormat = request.BackingFormat ?? options.GetString("backing_fmt");
-        bool flat = subformat is MonolithicFlat or TwoGbMaxExtentFlat;
+        bool flat = subformat is MonolithicFlat or TwoGbMaxExtentFlat or Vmfs;
         bool split = subformat is TwoGbMaxExtentSparse or TwoGbMaxExtentFlat;
         long sizeBytes = (request.SizeBytes + VmdkLimits.SectorBytes - 1) / VmdkLimits.SectorBytes * VmdkLimits.SectorBytes;
 
@@ -132,7 +136,7 @@ internal static class VmdkCreate
                     ?? throw new UnsupportedFeatureException($"subformat {subformat} needs extent files next to the image, which cannot be made here", file.Path);
                 long extentBytes = split ? VmdkLimits.SplitExtentBytes : sizeBytes;
                 int index = 1;
-                for (long done = 0; done < sizeBytes || (done == 0 && index == 1); index++)
+                for (long done = 0; done < sizeBytes; index++)
                 {
                     long piece = Math.Min(sizeBytes - done, extentBytes);
                     string extentName = split
@@ -143,7 +147,7 @@ internal static class VmdkCreate
                     if (flat)
                     {
                         extentFile.SetLength(piece);
-                        descriptor.Extents.Add(new VmdkExtentLine("RW", piece / VmdkLimits.SectorBytes, "FLAT", extentName, 0));
+                        descriptor.Extents.Add(new VmdkExtentLine("RW", piece / VmdkLimits.SectorBytes, subformat == Vmfs ? "VMFS" : "FLAT", extentName, 0));
                     }
                     else
                     {
@@ -153,10 +157,6 @@ internal static class VmdkCreate
 
                     await extentFile.FlushAsync(cancellationToken).ConfigureAwait(false);
                     done += piece;
-                    if (piece == 0)
-                    {
-                        break;
-                    }
                 }
             }
 

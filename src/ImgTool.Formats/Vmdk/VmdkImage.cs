@@ -191,8 +191,12 @@ internal class VmdkImage : IImage, IBackingChain, ICheckable
         long length = Math.Max(1, Math.Min(run.LengthBytes, lengthBytes));
         return run.Kind switch
         {
-            // Host offsets are only meaningful in the image's own file; data in other extent files has none here.
-            VmdkRunKind.Data => new BlockStatus(BlockStatusKind.Data, length, run.Compressed || extent.File != HostFile ? -1 : run.HostOffsetBytes),
+            // Data in another extent file is mapped to that file, named as qemu-img names it.
+            VmdkRunKind.Data => new BlockStatus(
+                BlockStatusKind.Data,
+                length,
+                run.Compressed ? -1 : run.HostOffsetBytes,
+                HostFileName: run.Compressed || extent.File == HostFile ? null : extent.File.Path),
             VmdkRunKind.Zero => new BlockStatus(BlockStatusKind.Zero, length),
             _ => new BlockStatus(BlockStatusKind.Unallocated, length, Allocated: false),
         };

@@ -29,6 +29,9 @@ internal static class VmdkLimits
     /// <summary>The split size of twoGbMaxExtent subformats (QEMU and VMware use exactly 2 GiB).</summary>
     public const long SplitExtentBytes = 0x80000000;
 
+    /// <summary>Grain tables kept in memory per extent (QEMU keeps 16); read again from the file when evicted.</summary>
+    public const int MaxGrainTableCacheBytes = 16 << 20;
+
     /// <summary>Length of one text line in a descriptor; longer lines are hostile.</summary>
     public const int MaxDescriptorLineChars = 4096;
 }

@@ -22,7 +22,7 @@ internal static class VmdkOpener
         uint magic = BinaryPrimitives.ReadUInt32BigEndian(head);
         if (magic == VmdkSparseHeader.Vmdk3Magic)
         {
-            throw new UnsupportedFeatureException("VMDK3 / vmfsSparse (COWD) extents are not supported", file.Path);
+            throw new UnsupportedFeatureException("a VMDK3 / vmfsSparse (COWD) extent is opened through its descriptor file, not on its own", file.Path);
         }
 
         var extents = new List<VmdkExtent>();
@@ -212,13 +212,6 @@ internal static class VmdkOpener
                 }
                 else
                 {
-                    byte[] magic = new byte[4];
-                    await extentFile.ReadZeroFilledAsync(0, magic, cancellationToken).ConfigureAwait(false);
-                    if (BinaryPrimitives.ReadUInt32BigEndian(magic) == VmdkSparseHeader.Vmdk3Magic)
-                    {
-                        throw new UnsupportedFeatureException("VMDK3 / vmfsSparse (COWD) extents are not supported", extentFile.Path);
-                    }
-
                     extent = await VmdkSparseExtent.OpenAsync(extentFile, start, line.Type, ownsFile: true, context.ReadOnly, cancellationToken).ConfigureAwait(false);
                 }
 

@@ -59,6 +59,9 @@ internal sealed class VmdkSeSparseExtent : VmdkExtent
     private readonly long _grainsOffsetSectors;
     private readonly SemaphoreSlim _lock = new(1, 1);
 
+    // Tables loaded from the file, oldest first; beyond the cache budget the oldest are dropped (under _lock).
+    private readonly Queue<int> _cachedTables = new();
+
     private VmdkSeSparseExtent(IHostFile file, long startBytes, long sizeBytes, string type, bool ownsFile, ulong[] gd, long tablesOffsetSectors, long grainsOffsetSectors)
         : base(file, startBytes, sizeBytes, type, ownsFile)
     {
@@ -298,6 +301,12 @@ internal sealed class VmdkSeSparseExtent : VmdkExtent
             }
 
             Volatile.Write(ref _tables[gdIndex], table);
+            _cachedTables.Enqueue(gdIndex);
+            while (_cachedTables.Count > VmdkLimits.MaxGrainTableCacheBytes / tableBytes)
+            {
+                Volatile.Write(ref _tables[_cachedTables.Dequeue()], null);
+            }
+
             return table;
         }
         finally

@@ -24,6 +24,10 @@ internal sealed partial class VmdkSparseExtent : VmdkExtent
     private readonly uint[]? _rgd;
     private readonly uint[]?[] _tables;
     private readonly SemaphoreSlim _lock = new(1, 1);
+
+    // Tables loaded from the file, oldest first; beyond the cache budget the oldest are dropped (under _lock).
+    private readonly Queue<int> _cachedTables = new();
+    private int _maxCachedTables = int.MaxValue;
     private readonly bool _readOnly;
     private long _nextGrainSector;
 
@@ -54,21 +58,40 @@ internal sealed partial class VmdkSparseExtent : VmdkExtent
     private long GtCoverageBytes => GrainBytes * _gtesPerGt;
 
     /// <summary>Opens and validates a sparse extent; the header may point at a footer (streamOptimized).</summary>
-    public static async ValueTask<VmdkSparseExtent> OpenAsync(IHostFile file, long startBytes, string type, bool ownsFile, bool readOnly, CancellationToken cancellationToken)
+    /// <param name="maxCachedTables">Grain tables kept in memory; 0 for the default budget (<see cref="VmdkLimits.MaxGrainTableCacheBytes"/>).</param>
+    public static async ValueTask<VmdkSparseExtent> OpenAsync(IHostFile file, long startBytes, string type, bool ownsFile, bool readOnly, CancellationToken cancellationToken, int maxCachedTables = 0)
     {
         long fileLength = file.Length;
         byte[] sector = new byte[VmdkSparseHeader.SizeBytes];
         await file.ReadZeroFilledAsync(0, sector, cancellationToken).ConfigureAwait(false);
-        VmdkSparseHeader header = VmdkSparseHeader.Read(sector, file.Path);
+        bool cowd = VmdkSparseHeader.HasCowdMagic(sector);
+        uint cowdGdEntries = 0;
+        VmdkSparseHeader header = cowd ? VmdkSparseHeader.ReadCowd(sector, file.Path, out cowdGdEntries) : VmdkSparseHeader.Read(sector, file.Path);
         bool streamLayout = header.GdOffsetSectors == VmdkSparseHeader.GdAtEnd;
         if (streamLayout)
         {
             header = await ReadFooterAsync(file, fileLength, cancellationToken).ConfigureAwait(false);
         }
 
-        Validate(header, fileLength, readOnly, file.Path);
+        if (cowd && !readOnly)
+        {
+            throw new UnsupportedFeatureException("VMDK3 / vmfsSparse (COWD) extents can only be opened read-only", file.Path);
+        }
+
+        Validate(header, fileLength, readOnly, file.Path, cowd);
         long coverageSectors = (long)header.GrainSectors * header.GtesPerGt;
         long gdEntries = ((long)header.CapacitySectors + coverageSectors - 1) / coverageSectors;
+        if (cowd)
+        {
+            // COWD gives the directory size; it must cover the capacity (QEMU fails the read that falls outside).
+            if (cowdGdEntries < gdEntries)
+            {
+                throw new ImageFormatException($"the COWD grain directory of {cowdGdEntries} entries does not cover the capacity", file.Path);
+            }
+
+            gdEntries = cowdGdEntries;
+        }
+
         if (gdEntries > VmdkLimits.MaxGrainDirectoryEntries)
         {
             throw new ImageFormatException($"grain directory of {gdEntries} entries is larger than the limit of {VmdkLimits.MaxGrainDirectoryEntries}", file.Path);
@@ -82,6 +105,7 @@ internal sealed partial class VmdkSparseExtent : VmdkExtent
         }
 
         var extent = new VmdkSparseExtent(file, startBytes, type, ownsFile, header, gd, rgd, readOnly);
+        extent._maxCachedTables = maxCachedTables > 0 ? maxCachedTables : Math.Max(1, VmdkLimits.MaxGrainTableCacheBytes / extent._gtBytes);
         if (streamLayout && !readOnly && header.IsCompressed && header.HasMarkers && gd.All(e => e == 0))
         {
             // An empty streamOptimized image (as create makes it) is filled by appending grain markers.
@@ -321,7 +345,19 @@ internal sealed partial class VmdkSparseExtent : VmdkExtent
         }
 
         Volatile.Write(ref _tables[gdIndex], table);
+        RememberTable(gdIndex);
         return table;
+    }
+
+    /// <summary>Keeps the table cache within its budget. Tables on disk are always current (writes go through), so a
+    /// dropped table is simply read again; tables of a stream being written are never in the cache queue.</summary>
+    private void RememberTable(int gdIndex)
+    {
+        _cachedTables.Enqueue(gdIndex);
+        while (_cachedTables.Count > _maxCachedTables)
+        {
+            Volatile.Write(ref _tables[_cachedTables.Dequeue()], null);
+        }
     }
 
     /// <summary>Allocates the grains a write reaches that have no data yet (one contiguous run), writes them whole
@@ -547,9 +583,9 @@ internal sealed partial class VmdkSparseExtent : VmdkExtent
         }
     }
 
-    private static void Validate(VmdkSparseHeader header, long fileLength, bool readOnly, string path)
+    private static void Validate(VmdkSparseHeader header, long fileLength, bool readOnly, string path, bool cowd)
     {
-        if (header.Version > 3)
+        if (header.Version > 3 && !cowd)
         {
             throw new UnsupportedFeatureException($"unsupported VMDK version {header.Version}", path);
         }
@@ -560,7 +596,7 @@ internal sealed partial class VmdkSparseExtent : VmdkExtent
             throw new UnsupportedFeatureException("VMDK version 3 must be opened read-only", path);
         }
 
-        if (header.GtesPerGt is 0 or > VmdkLimits.MaxGtesPerGt)
+        if (header.GtesPerGt is 0 || (header.GtesPerGt > VmdkLimits.MaxGtesPerGt && !cowd))
         {
             throw new ImageFormatException($"invalid number of grain table entries per grain table ({header.GtesPerGt})", path);
         }

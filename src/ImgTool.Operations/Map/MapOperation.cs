@@ -47,7 +47,7 @@ public sealed class MapOperation(ImageOpener opener)
                 Zero: status.Kind != BlockStatusKind.Data,
                 Data: status.Kind == BlockStatusKind.Data,
                 status.HostOffsetBytes >= 0 ? status.HostOffsetBytes : null,
-                layerNames[Math.Min(status.Depth, layerNames.Count - 1)]);
+                status.HostFileName ?? layerNames[Math.Min(status.Depth, layerNames.Count - 1)]);
             Append(entries, entry);
             offset += status.LengthBytes;
         }

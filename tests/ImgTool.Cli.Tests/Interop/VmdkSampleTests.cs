@@ -50,6 +50,85 @@ public sealed class VmdkSampleTests : IDisposable
         await SameAsQemu(descriptor, model);
     }
 
+    /// <summary>VMware Workstation's split disk: 4192256-sector extents (2 GiB - 1 MiB), names with spaces, and the
+    /// descriptor fields Workstation writes (encoding, isNativeSnapshot, uuid, longContentID, toolsInstallType).</summary>
+    [Fact]
+    public async Task A_VMware_Workstation_split_disk_reads_and_writes_as_qemu_img_does()
+    {
+        string[] names = ["OpenSUSE 64-bit-s001.vmdk", "OpenSUSE 64-bit-s002.vmdk", "OpenSUSE 64-bit-s003.vmdk"];
+        long[] sectors = [4192256, 4192256, 20480];
+        for (int i = 0; i < names.Length; i++)
+        {
+            Assert.Equal(0, (await QemuImg("create", "-q", "-f", "vmdk", _dir.File(names[i]), (sectors[i] * 512).ToString(System.Globalization.CultureInfo.InvariantCulture))).ExitCode);
+        }
+
+        string descriptor = _dir.File("OpenSUSE 64-bit.vmdk");
+        await File.WriteAllTextAsync(descriptor,
+            "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=bb3b482f\nparentCID=ffffffff\nisNativeSnapshot=\"no\"\ncreateType=\"twoGbMaxExtentSparse\"\n\n"
+            + "# Extent description\n" + string.Concat(names.Select((n, i) => $"RW {sectors[i]} SPARSE \"{n}\"\n"))
+            + "\n# The Disk Data Base\n#DDB\n\nddb.toolsVersion = \"9282\"\nddb.adapterType = \"lsilogic\"\nddb.geometry.sectors = \"63\"\nddb.geometry.heads = \"255\"\n"
+            + "ddb.geometry.cylinders = \"1044\"\nddb.uuid = \"60 00 C2 9b 7f 5e 2e 1a-4e 44 0c 2f 9a c3 6d 11\"\nddb.longContentID = \"4b1b6f5b7a1c2e3d4f5a6b7cbb3b482f\"\n"
+            + "ddb.toolsInstallType = \"1\"\nddb.virtualHWVersion = \"9\"\n");
+        RunResult io = await Qemu("qemu-io", "-c", "write -P 0x21 0 1M", "-c", "write -P 0x42 2146435072 100k", "-c", "write -P 0x63 4292870144 50k", descriptor);
+        Assert.True(io.ExitCode == 0, io.ToString());
+        string theirs = _dir.File("theirs.raw");
+        string ours = _dir.File("ours.raw");
+        Assert.Equal(0, (await QemuImg("convert", "-O", "raw", descriptor, theirs)).ExitCode);
+        RunResult convert = await Imgtool("convert", "-O", "raw", descriptor, ours);
+        Assert.True(convert.ExitCode == 0, convert.ToString());
+        Assert.Equal(0, (await QemuImg("compare", "-f", "raw", "-F", "raw", theirs, ours)).ExitCode);
+        Assert.Equal(0, (await Imgtool("compare", descriptor, theirs)).ExitCode);
+
+        // Written by us across the extent boundary, read by qemu-img.
+        string copy = _dir.File("copy.vmdk");
+        Assert.Equal(0, (await Imgtool("convert", "-O", "vmdk", "-o", "subformat=twoGbMaxExtentSparse", descriptor, copy)).ExitCode);
+        Assert.Equal(0, (await QemuImg("compare", descriptor, copy)).ExitCode);
+    }
+
+    /// <summary>An ESXi vmfsSparse snapshot delta (a "COWD" extent with 512-byte grains and 4096-entry grain tables)
+    /// over a flat base, as ESXi 5 made them: both tools read the chain the same.</summary>
+    [Fact]
+    public async Task An_ESXi_vmfsSparse_delta_reads_as_qemu_img_reads_it()
+    {
+        const long size = 8 * MiB;
+        byte[] model = SparseFile(_dir.File("base-flat.vmdk"), size, (0, 3 * MiB));
+        await File.WriteAllTextAsync(_dir.File("base.vmdk"), $"version=1\nCID=11111111\nparentCID=ffffffff\ncreateType=\"vmfs\"\nRW {size / 512} VMFS \"base-flat.vmdk\"\n");
+
+        // COWD header: magic, version 1, flags 3, capacity, granularity 1 sector, directory at sector 4 with 4 entries.
+        byte[] delta = new byte[200 * 512];
+        "COWD"u8.CopyTo(delta);
+        void U32(long offset, uint value) => BinaryPrimitives.WriteUInt32LittleEndian(delta.AsSpan((int)offset), value);
+        U32(4, 1);
+        U32(8, 3);
+        U32(12, (uint)(size / 512));
+        U32(16, 1);
+        U32(20, 4);
+        U32(24, 4);
+        U32(4 * 512, 8); // grain table for the first 2 MiB at sector 8 (32 sectors long)
+        U32((4 * 512) + 8, 40); // grain table for 4..6 MiB at sector 40
+        var random = new Random(11);
+        uint nextSector = 100;
+        void Grain(int table, int entry, long diskOffset)
+        {
+            U32(((table == 0 ? 8 : 40) * 512) + (entry * 4), nextSector);
+            byte[] data = new byte[512];
+            random.NextBytes(data);
+            data.CopyTo(delta, nextSector * 512);
+            data.CopyTo(model, diskOffset);
+            nextSector++;
+        }
+
+        Grain(0, 0, 0);
+        Grain(0, 7, 7 * 512);
+        Grain(0, 4095, (2 * MiB) - 512);
+        Grain(2, 10, (4 * MiB) + (10 * 512));
+        await File.WriteAllBytesAsync(_dir.File("snap-delta.vmdk"), delta);
+        string descriptor = _dir.File("snap.vmdk");
+        await File.WriteAllTextAsync(descriptor, "version=1\nCID=22222222\nparentCID=11111111\ncreateType=\"vmfsSparse\"\nparentFileNameHint=\"base.vmdk\"\n"
+            + $"RW {size / 512} VMFSSPARSE \"snap-delta.vmdk\"\n");
+        await SameAsQemu(descriptor, model);
+    }
+
     [Fact]
     public async Task A_vmfsThin_descriptor_reads_although_qemu_img_refuses_it()
     {

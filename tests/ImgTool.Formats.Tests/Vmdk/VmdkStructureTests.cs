@@ -67,6 +67,20 @@ public sealed class VmdkStructureTests
     }
 
     [Fact]
+    public void Descriptors_with_too_many_extents_or_huge_lines_are_refused()
+    {
+        var many = new System.Text.StringBuilder("version=1\nCID=1\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n");
+        for (int i = 0; i <= VmdkLimits.MaxExtents; i++)
+        {
+            many.Append("RW 8 FLAT \"x.vmdk\" 0\n");
+        }
+
+        Assert.Contains("more than", Assert.Throws<ImageFormatException>(() => VmdkDescriptor.Parse(many.ToString(), "d.vmdk")).Message, StringComparison.Ordinal);
+        string longLine = "version=1\nCID=1\nparentCID=ffffffff\nddb.uuid = \"" + new string('a', VmdkLimits.MaxDescriptorLineChars) + "\"\n";
+        Assert.Contains("longer than", Assert.Throws<ImageFormatException>(() => VmdkDescriptor.Parse(longLine, "d.vmdk")).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_descriptor_without_cid_is_refused()
     {
         var e = Assert.Throws<ImageFormatException>(() => VmdkDescriptor.Parse("version=1\ncreateType=\"vmfs\"\n", "d.vmdk"));
