@@ -100,7 +100,14 @@ internal class VmdkImage : IImage, IBackingChain, ICheckable
                 new("extents", new InfoArray(extents)),
             ]);
             long allocated = HostFile.AllocatedBytes + _extents.Where(e => e.File != HostFile).Sum(e => e.File.AllocatedBytes);
-            return new ImageDetails(uniform && !first.IsFlat ? first.GrainBytes : null, false, "vmdk", data, ActualSizeBytes: allocated);
+            return new ImageDetails(
+                uniform && !first.IsFlat ? first.GrainBytes : null,
+                false,
+                "vmdk",
+                data,
+                ActualSizeBytes: allocated,
+                Subformat: CreateType,
+                AdapterType: Descriptor.GetDdb("adapterType"));
         }
     }
 
