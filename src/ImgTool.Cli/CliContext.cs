@@ -4,7 +4,7 @@ using ImgTool.Formats;
 namespace ImgTool.Cli;
 
 /// <summary>What every command needs: the output writers, whether stdout is a terminal, and the opener.</summary>
-internal sealed class CliContext(TextWriter output, TextWriter error, bool outputRedirected, ImageOpener opener)
+internal sealed class CliContext(TextWriter output, TextWriter error, bool outputRedirected, FormatRegistry registry)
 {
     public TextWriter Output { get; } = output;
 
@@ -12,7 +12,11 @@ internal sealed class CliContext(TextWriter output, TextWriter error, bool outpu
 
     public bool OutputIsTerminal { get; } = !outputRedirected;
 
-    public ImageOpener Opener { get; } = opener;
+    /// <summary>Set once the command line is parsed: it depends on global options.</summary>
+    public ImageOpener Opener { get; set; } = new(registry);
+
+    /// <summary>--allow-outside-extents: a VMDK descriptor may name extent files outside its folder.</summary>
+    public Option<bool> AllowOutsideExtents { get; } = new("--allow-outside-extents") { Description = "Let a VMDK descriptor name extent files outside its own folder", Recursive = true };
 
     /// <summary>--debug: errors carry their stack trace.</summary>
     public Option<bool> Debug { get; } = new("--debug") { Description = "Print stack traces with errors", Recursive = true };

@@ -13,10 +13,11 @@ public static class ImgToolCli
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, bool outputRedirected = true, CancellationToken cancellationToken = default)
     {
-        var context = new CliContext(output, error, outputRedirected, new ImageOpener(FormatRegistry.Default));
+        var context = new CliContext(output, error, outputRedirected, FormatRegistry.Default);
         var root = new RootCommand("imgtool: create, inspect, convert and verify disk images (qemu-img compatible)");
         root.Options.Add(context.Debug);
         root.Options.Add(context.Quiet);
+        root.Options.Add(context.AllowOutsideExtents);
         root.Subcommands.Add(CreateCommand.Build(context));
         root.Subcommands.Add(InfoCommand.Build(context));
         root.Subcommands.Add(ConvertCommand.Build(context));
@@ -41,6 +42,7 @@ public static class ImgToolCli
             return parse.CommandResult.Command.Name == "compare" ? 2 : 1;
         }
 
+        context.Opener = new ImageOpener(FormatRegistry.Default) { AllowOutsideFiles = parse.GetValue(context.AllowOutsideExtents) };
         var invocation = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         return await parse.InvokeAsync(invocation, cancellationToken).ConfigureAwait(false);
     }

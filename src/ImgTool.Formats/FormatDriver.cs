@@ -53,10 +53,13 @@ public readonly ref struct ProbeInput(ReadOnlySpan<byte> head, ReadOnlySpan<byte
 /// the image's folder (absolute names stay), with the image's cache and lock mode; the second argument asks for a
 /// read-only open. The driver owns and disposes what it returns, and checks names it must confine. Null when the
 /// image has no folder (in-memory tests), in which case a driver needing it reports that it cannot open the image.</param>
+/// <param name="AllowOutsideFiles">The user opted in to files named outside the image's folder (absolute or "..").
+/// A descriptor is data from the image: without this, it must not make us open arbitrary files.</param>
 public sealed record ImageOpenContext(
     bool ReadOnly,
     Func<string, string?, CancellationToken, ValueTask<IImage>>? OpenBackingAsync,
-    Func<string, bool, IHostFile>? OpenRelatedFile = null);
+    Func<string, bool, IHostFile>? OpenRelatedFile = null,
+    bool AllowOutsideFiles = false);
 
 /// <summary>A create request: the virtual size, the parsed `-o` options and the backing file, if any.</summary>
 /// <param name="CreateRelatedFile">For multi-file formats: creates (or empties) another file named relative to the new

@@ -24,6 +24,9 @@ public sealed class ImageOpener(FormatRegistry registry)
 
     public FormatRegistry Registry { get; } = registry;
 
+    /// <summary>Let multi-file images (VMDK descriptors) name files outside their own folder.</summary>
+    public bool AllowOutsideFiles { get; init; }
+
     public ValueTask<IImage> OpenAsync(string path, ImageOpenRequest request, CancellationToken cancellationToken = default) =>
         OpenLayerAsync(path, request.Format, request, [], cancellationToken);
 
@@ -96,7 +99,7 @@ public sealed class ImageOpener(FormatRegistry registry)
         {
             FormatDriver driver = forced ?? await ProbeAsync(host, cancellationToken).ConfigureAwait(false);
             IReadOnlyList<string> chain = [.. above, canonical];
-            ImageOpenContext context = new(request.ReadOnly, request.OpenBacking ? OpenBacking : null, OpenRelated);
+            ImageOpenContext context = new(request.ReadOnly, request.OpenBacking ? OpenBacking : null, OpenRelated, AllowOutsideFiles);
             return await driver.OpenAsync(host, context, cancellationToken).ConfigureAwait(false);
 
             // Backing files are always opened read-only: only the top image is ever written.

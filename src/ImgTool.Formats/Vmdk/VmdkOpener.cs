@@ -191,9 +191,9 @@ internal static class VmdkOpener
                 throw new UnsupportedFeatureException($"unsupported extent type '{line.Type}'", file.Path);
             }
 
-            if (!IsConfined(file.Path, line.FileName))
+            if (!context.AllowOutsideFiles && !IsConfined(file.Path, line.FileName))
             {
-                throw new ImageFormatException($"extent file '{line.FileName}' is outside the descriptor's folder; refusing to open it", file.Path);
+                throw new ImageFormatException($"extent file '{line.FileName}' is outside the descriptor's folder; refusing to open it (--allow-outside-extents opens it)", file.Path);
             }
 
             Func<string, bool, IHostFile> openRelated = context.OpenRelatedFile
