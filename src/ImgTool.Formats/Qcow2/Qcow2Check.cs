@@ -113,6 +113,7 @@ internal sealed class Qcow2Check(Qcow2Image image)
         ulong[] stored = await ReadStoredRefcountsAsync(blocks, cancellationToken).ConfigureAwait(false);
         long highest = -1;
         bool tooLow = false;
+        long tooLowCount = 0;
         long leaksFixed = 0;
         long corruptionsFixed = 0;
         var leaked = new List<long>();
@@ -132,6 +133,7 @@ internal sealed class Qcow2Check(Qcow2Image image)
             if (stored[i] < computed)
             {
                 tooLow = true;
+                tooLowCount++;
                 Corruption("refcount block", i * ClusterSize, $"ERROR cluster {i} refcount={stored[i]} reference={computed}");
             }
             else
@@ -142,29 +144,11 @@ internal sealed class Qcow2Check(Qcow2Image image)
             }
         }
 
-        // OFLAG_COPIED must be set exactly when the refcount is one (spec: bit 63 of L1 and L2 entries).
-        var copiedWrong = new List<CopiedExpectation>();
-        foreach (CopiedExpectation expectation in _copied)
-        {
-            long cluster = expectation.HostOffset / ClusterSize;
-            ulong refcount = cluster < stored.Length ? stored[cluster] : 0;
-            bool wanted = refcount == 1;
-            if (wanted != expectation.HasCopied)
-            {
-                copiedWrong.Add(expectation with { HasCopied = wanted });
-                Corruption(expectation.IsL1 ? "L1 table" : "L2 table", expectation.EntryOffset,
-                    $"ERROR OFLAG_COPIED {(expectation.IsL1 ? "L2 cluster" : "data cluster")}: entry at offset {expectation.EntryOffset} refcount={refcount}");
-            }
-        }
-
         if (repair.HasFlag(CheckRepair.Errors) && (tooLow || image.Header.Incompatible.HasFlag(Qcow2Incompatible.Dirty)))
         {
-            long counted = _corruptions;
             await RebuildRefcountsAsync(cancellationToken).ConfigureAwait(false);
-            corruptionsFixed += tooLow ? counted - copiedWrong.Count : 0;
+            corruptionsFixed += tooLowCount;
             leaksFixed += _leaks;
-            leaked.Clear();
-            stored = [];
         }
         else if (repair.HasFlag(CheckRepair.Leaks) && leaked.Count > 0)
         {
@@ -175,12 +159,34 @@ internal sealed class Qcow2Check(Qcow2Image image)
             }
         }
 
-        if (repair.HasFlag(CheckRepair.Errors) && copiedWrong.Count > 0)
+        // OFLAG_COPIED must be set exactly when the refcount is one (spec: bit 63 of L1 and L2 entries),
+        // judged, as QEMU does, by the refcounts as they are after any refcount repair.
+        image.Refcounts.DropCache();
+        bool fixCopied = repair.HasFlag(CheckRepair.Errors)
+            || (repair.HasFlag(CheckRepair.Leaks) && _corruptions == 0 && _leaks == 0 && _checkErrors == 0);
+        foreach (CopiedExpectation expectation in _copied)
         {
-            foreach (CopiedExpectation fix in copiedWrong)
+            ulong refcount;
+            try
             {
-                await FixCopiedAsync(fix, cancellationToken).ConfigureAwait(false);
-                corruptionsFixed++;
+                refcount = await image.Refcounts.GetAsync(expectation.HostOffset / ClusterSize, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ImageCorruptException)
+            {
+                continue;
+            }
+
+            bool wanted = refcount == 1;
+            if (wanted != expectation.HasCopied)
+            {
+                _corruptions++;
+                _findings.Add(new CheckFinding(CheckSeverity.Corruption, expectation.IsL1 ? "L1 table" : "L2 table", expectation.EntryOffset,
+                    $"ERROR OFLAG_COPIED {(expectation.IsL1 ? "L2 cluster" : "data cluster")}: entry at offset {expectation.EntryOffset} refcount={refcount}", fixCopied));
+                if (fixCopied)
+                {
+                    await FixCopiedAsync(expectation with { HasCopied = wanted }, cancellationToken).ConfigureAwait(false);
+                    corruptionsFixed++;
+                }
             }
         }
 
