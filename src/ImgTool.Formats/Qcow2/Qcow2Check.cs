@@ -110,7 +110,10 @@ internal sealed class Qcow2Check(Qcow2Image image)
 
         RecordStructure(header, blocks, before);
 
-        ulong[] stored = await ReadStoredRefcountsAsync(blocks, cancellationToken).ConfigureAwait(false);
+        // Stored refcounts are read one block at a time, so memory stays at the counted references.
+        long perBlock = image.Refcounts.EntriesPerBlock;
+        byte[] block = new byte[ClusterSize];
+        long loadedBlock = -1;
         long highest = -1;
         bool tooLow = false;
         long tooLowCount = 0;
@@ -120,27 +123,42 @@ internal sealed class Qcow2Check(Qcow2Image image)
         for (long i = 0; i < _clusters; i++)
         {
             ulong computed = _references[i];
-            if (stored[i] != 0 || computed != 0)
+            long t = i / perBlock;
+            if (t != loadedBlock)
+            {
+                loadedBlock = t;
+                if (t < blocks.Length && blocks[t] != 0)
+                {
+                    await File.ReadZeroFilledAsync(blocks[t], block, cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    Array.Clear(block);
+                }
+            }
+
+            ulong storedRefcount = Qcow2Refcounts.ReadEntry(block, i % perBlock, image.Header.RefcountOrder);
+            if (storedRefcount != 0 || computed != 0)
             {
                 highest = i;
             }
 
-            if (stored[i] == computed)
+            if (storedRefcount == computed)
             {
                 continue;
             }
 
-            if (stored[i] < computed)
+            if (storedRefcount < computed)
             {
                 tooLow = true;
                 tooLowCount++;
-                Corruption("refcount block", i * ClusterSize, $"ERROR cluster {i} refcount={stored[i]} reference={computed}");
+                Corruption("refcount block", i * ClusterSize, $"ERROR cluster {i} refcount={storedRefcount} reference={computed}");
             }
             else
             {
                 _leaks++;
                 leaked.Add(i);
-                _findings.Add(new CheckFinding(CheckSeverity.Leak, "refcount block", i * ClusterSize, $"Leaked cluster {i} refcount={stored[i]} reference={computed}", repair.HasFlag(CheckRepair.Leaks)));
+                _findings.Add(new CheckFinding(CheckSeverity.Leak, "refcount block", i * ClusterSize, $"Leaked cluster {i} refcount={storedRefcount} reference={computed}", repair.HasFlag(CheckRepair.Leaks)));
             }
         }
 
@@ -377,28 +395,6 @@ internal sealed class Qcow2Check(Qcow2Image image)
                 _refcountStructure.Add(block / ClusterSize);
             }
         }
-    }
-
-    private async ValueTask<ulong[]> ReadStoredRefcountsAsync(long[] blocks, CancellationToken cancellationToken)
-    {
-        var stored = new ulong[_clusters];
-        long perBlock = image.Refcounts.EntriesPerBlock;
-        byte[] block = new byte[ClusterSize];
-        for (long t = 0; t < blocks.Length && t * perBlock < _clusters; t++)
-        {
-            if (blocks[t] == 0)
-            {
-                continue;
-            }
-
-            await File.ReadZeroFilledAsync(blocks[t], block, cancellationToken).ConfigureAwait(false);
-            for (long k = 0; k < perBlock && (t * perBlock) + k < _clusters; k++)
-            {
-                stored[(t * perBlock) + k] = Qcow2Refcounts.ReadEntry(block, k, image.Header.RefcountOrder);
-            }
-        }
-
-        return stored;
     }
 
     /// <summary>
