@@ -94,13 +94,13 @@ internal sealed class Qcow2Check(Qcow2Image image)
 
             if ((offset & (ClusterSize - 1)) != 0)
             {
-                Corruption("refcount table", header.RefcountTableOffset + (i * 8L), $"ERROR refcount block {i} is not cluster aligned; refcount table entry corrupted");
+                Corruption("refcount table", header.RefcountTableOffset + (i * 8L), $"refcount block {i} is not cluster aligned; refcount table entry corrupted");
                 continue;
             }
 
             if (offset >= File.Length)
             {
-                Corruption("refcount table", header.RefcountTableOffset + (i * 8L), $"ERROR refcount block {i} is outside image");
+                Corruption("refcount table", header.RefcountTableOffset + (i * 8L), $"refcount block {i} is outside image");
                 continue;
             }
 
@@ -152,13 +152,13 @@ internal sealed class Qcow2Check(Qcow2Image image)
             {
                 tooLow = true;
                 tooLowCount++;
-                Corruption("refcount block", i * ClusterSize, $"ERROR cluster {i} refcount={storedRefcount} reference={computed}");
+                Corruption("refcount block", i * ClusterSize, $"cluster {i} refcount={storedRefcount} reference={computed}");
             }
             else
             {
                 _leaks++;
                 leaked.Add(i);
-                _findings.Add(new CheckFinding(CheckSeverity.Leak, "refcount block", i * ClusterSize, $"Leaked cluster {i} refcount={storedRefcount} reference={computed}", repair.HasFlag(CheckRepair.Leaks)));
+                _findings.Add(new CheckFinding(CheckSeverity.Leak, "refcount block", i * ClusterSize, $"cluster {i} refcount={storedRefcount} reference={computed}", repair.HasFlag(CheckRepair.Leaks)));
             }
         }
 
@@ -199,7 +199,7 @@ internal sealed class Qcow2Check(Qcow2Image image)
             {
                 _corruptions++;
                 _findings.Add(new CheckFinding(CheckSeverity.Corruption, expectation.IsL1 ? "L1 table" : "L2 table", expectation.EntryOffset,
-                    $"ERROR OFLAG_COPIED {(expectation.IsL1 ? "L2 cluster" : "data cluster")}: entry at offset {expectation.EntryOffset} refcount={refcount}", fixCopied));
+                    $"OFLAG_COPIED {(expectation.IsL1 ? "L2 cluster" : "data cluster")}: entry at offset {expectation.EntryOffset} refcount={refcount}", fixCopied));
                 if (fixCopied)
                 {
                     await FixCopiedAsync(expectation with { HasCopied = wanted }, cancellationToken).ConfigureAwait(false);
@@ -252,7 +252,7 @@ internal sealed class Qcow2Check(Qcow2Image image)
         {
             if (cluster >= _clusters || cluster < 0)
             {
-                Corruption(structure, offset, $"ERROR: {structure} at offset {offset} reaches beyond the end of the image file");
+                Corruption(structure, offset, $"{structure} at offset {offset} reaches beyond the end of the image file");
                 return;
             }
 
@@ -279,18 +279,18 @@ internal sealed class Qcow2Check(Qcow2Image image)
             long entryOffset = header.L1TableOffset + (i * 8);
             if ((entry & Qcow2L2Entry.L1ReservedMask) != 0)
             {
-                Corruption("L1 table", entryOffset, $"ERROR found L1 entry with reserved bits set: {entry:x}");
+                Corruption("L1 table", entryOffset, $"found L1 entry with reserved bits set: {entry:x}");
             }
 
             if ((l2Offset & (ClusterSize - 1)) != 0)
             {
-                Corruption("L1 table", entryOffset, $"ERROR l2_offset={l2Offset}: Table is not cluster aligned; L1 entry corrupted");
+                Corruption("L1 table", entryOffset, $"l2_offset={l2Offset}: Table is not cluster aligned; L1 entry corrupted");
                 continue;
             }
 
             if (l2Offset + ClusterSize > File.Length)
             {
-                Corruption("L1 table", entryOffset, $"ERROR l2_offset={l2Offset}: L2 table lies beyond the end of the image");
+                Corruption("L1 table", entryOffset, $"l2_offset={l2Offset}: L2 table lies beyond the end of the image");
                 continue;
             }
 
@@ -317,12 +317,12 @@ internal sealed class Qcow2Check(Qcow2Image image)
             {
                 if ((entry & Qcow2L2Entry.Copied) != 0)
                 {
-                    Corruption("L2 table", entryOffset, $"ERROR: coffset={Qcow2L2Entry.CompressedHostOffset(entry, image.ClusterBits)}: copied flag must never be set for compressed clusters");
+                    Corruption("L2 table", entryOffset, $"coffset={Qcow2L2Entry.CompressedHostOffset(entry, image.ClusterBits)}: copied flag must never be set for compressed clusters");
                 }
 
                 if (image.ExtendedL2 && bitmap != 0)
                 {
-                    Corruption("L2 table", entryOffset, "ERROR compressed cluster has a non-zero subcluster allocation bitmap");
+                    Corruption("L2 table", entryOffset, "compressed cluster has a non-zero subcluster allocation bitmap");
                 }
 
                 long host = Qcow2L2Entry.CompressedHostOffset(entry, image.ClusterBits);
@@ -343,12 +343,12 @@ internal sealed class Qcow2Check(Qcow2Image image)
             {
                 if ((bitmap & (bitmap >> Qcow2L2Entry.SubclusterZeroShift) & Qcow2L2Entry.AllSubclusters) != 0)
                 {
-                    Corruption("L2 table", entryOffset, "ERROR subclusters are marked both allocated and zero");
+                    Corruption("L2 table", entryOffset, "subclusters are marked both allocated and zero");
                 }
 
                 if (offset == 0 && (bitmap & Qcow2L2Entry.AllSubclusters) != 0)
                 {
-                    Corruption("L2 table", entryOffset, "ERROR subclusters are allocated without a host cluster");
+                    Corruption("L2 table", entryOffset, "subclusters are allocated without a host cluster");
                 }
             }
 
@@ -359,7 +359,7 @@ internal sealed class Qcow2Check(Qcow2Image image)
 
             if ((offset & (ClusterSize - 1)) != 0)
             {
-                Corruption("L2 table", entryOffset, $"ERROR offset={offset}: Cluster is not properly aligned; L2 entry corrupted");
+                Corruption("L2 table", entryOffset, $"offset={offset}: Cluster is not properly aligned; L2 entry corrupted");
                 continue;
             }
 
