@@ -152,6 +152,47 @@ public sealed class Qcow2InteropTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData("compat=1.1")]
+    [InlineData("compat=0.10,cluster_size=4k")]
+    [InlineData("compat=1.1,extended_l2=on,refcount_bits=64")]
+    public async Task Snapshots_interoperate_with_qemu_img(string options)
+    {
+        string image = _dir.File("snap.qcow2");
+        Assert.Equal(0, (await Imgtool("create", "-f", "qcow2", "-o", options, image, "8M")).ExitCode);
+        await QemuIo(image, "write -P 0x11 0 1M", "write -c -P 0x12 2M 64k");
+        string first = _dir.File("first.raw");
+        Assert.Equal(0, (await QemuImg("convert", "-O", "raw", image, first)).ExitCode);
+
+        Assert.Equal(0, (await Imgtool("snapshot", "-c", "ours", image)).ExitCode);
+        await QemuIo(image, "write -P 0x22 500k 1M", "write -z 2M 64k");
+        string second = _dir.File("second.raw");
+        Assert.Equal(0, (await QemuImg("convert", "-O", "raw", image, second)).ExitCode);
+        Assert.Equal(0, (await QemuImg("snapshot", "-c", "theirs", image)).ExitCode);
+        await QemuIo(image, "write -P 0x33 0 3M");
+        await AssertQemuCleanAsync(image);
+
+        // Both tools list the same table.
+        RunResult ourList = await Imgtool("snapshot", "-l", image);
+        Assert.Equal((await QemuImg("snapshot", "-l", image)).Out, ourList.Out);
+
+        // Revert with imgtool to the snapshot qemu-img made, and to our own.
+        Assert.Equal(0, (await Imgtool("snapshot", "-a", "theirs", image)).ExitCode);
+        Assert.Equal(0, (await QemuImg("compare", "-f", "raw", "-F", "qcow2", second, image)).ExitCode);
+        await AssertQemuCleanAsync(image);
+        Assert.Equal(0, (await Imgtool("snapshot", "-a", "1", image)).ExitCode);
+        Assert.Equal(0, (await QemuImg("compare", "-f", "raw", "-F", "qcow2", first, image)).ExitCode);
+        await AssertQemuCleanAsync(image);
+
+        // Delete both; qemu-img sees no snapshots and no leaks.
+        Assert.Equal(0, (await Imgtool("snapshot", "-d", "ours", image)).ExitCode);
+        Assert.Equal(0, (await Imgtool("snapshot", "-d", "theirs", image)).ExitCode);
+        Assert.Equal(string.Empty, (await QemuImg("snapshot", "-l", image)).Out);
+        await AssertQemuCleanAsync(image);
+        Assert.Equal(0, (await QemuImg("compare", "-f", "raw", "-F", "qcow2", first, image)).ExitCode);
+        Assert.NotEqual(0, (await Imgtool("snapshot", "-a", "ours", image)).ExitCode);
+    }
+
     private async Task AssertChecksAgreeAsync(string image)
     {
         RunResult theirs = await QemuImg("check", "--output=json", image);
