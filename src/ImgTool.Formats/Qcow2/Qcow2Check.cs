@@ -79,6 +79,20 @@ internal sealed class Qcow2Check(Qcow2Image image)
             Reference(header.SnapshotsOffset, snapshotTableBytes, "snapshot table");
         }
 
+        if (image.Header.Extensions.FirstOrDefault(e => e.Type == Qcow2HeaderExtension.Bitmaps)?.Data is { Length: >= 24 } bitmapExtension
+            && image.Header.Autoclear.HasFlag(Qcow2Autoclear.Bitmaps))
+        {
+            Reference(BinaryPrimitives.ReadInt64BigEndian(bitmapExtension.AsSpan(16)), BinaryPrimitives.ReadInt64BigEndian(bitmapExtension.AsSpan(8)), "bitmap directory");
+            foreach (Qcow2Bitmap bitmap in image.Bitmaps)
+            {
+                Reference(bitmap.TableOffset, bitmap.TableSize * 8L, "bitmap table");
+                foreach (long cluster in await Qcow2Bitmaps.DataClustersAsync(File, bitmap, cancellationToken).ConfigureAwait(false))
+                {
+                    Reference(cluster, ClusterSize, "bitmap data");
+                }
+            }
+        }
+
         // The refcount structure references itself; remembered so a rebuild can leave it out.
         int before = CountStructureStart();
         Reference(header.RefcountTableOffset, header.RefcountTableClusters * ClusterSize, "refcount table");
