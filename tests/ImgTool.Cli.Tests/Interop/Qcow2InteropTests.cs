@@ -210,6 +210,33 @@ public sealed class Qcow2InteropTests : IDisposable
         Assert.Contains("in-use", (await QemuImg("info", image)).Out, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("compression_type=zlib")]
+    [InlineData("compression_type=zstd")]
+    [InlineData("compat=0.10,cluster_size=4k")]
+    [InlineData("cluster_size=2M,extended_l2=on")]
+    public async Task Convert_c_writes_compressed_images_qemu_img_accepts(string options)
+    {
+        string source = _dir.File("source.raw");
+        _ = SparseFile(source, 12 * MiB, (0, 2 * (int)MiB), (5 * MiB, 70_000));
+        await using (var stream = new FileStream(source, FileMode.Open))
+        {
+            // Compressible text as well as random data, so both compressed and stored clusters occur.
+            byte[] text = System.Text.Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("qcow2 compressed cluster ", 100_000)));
+            stream.Position = 8 * MiB;
+            await stream.WriteAsync(text);
+        }
+
+        string target = _dir.File("compressed.qcow2");
+        RunResult convert = await Imgtool("convert", "-c", "-O", "qcow2", "-o", options, source, target);
+        Assert.True(convert.ExitCode == 0, convert.ToString());
+        await AssertQemuCleanAsync(target);
+        Assert.Equal(0, (await QemuImg("compare", "-f", "raw", "-F", "qcow2", source, target)).ExitCode);
+        using JsonDocument check = JsonDocument.Parse((await QemuImg("check", "--output=json", target)).Out);
+        Assert.True(check.RootElement.GetProperty("compressed-clusters").GetInt64() > 0);
+        await AssertChecksAgreeAsync(target);
+    }
+
     private async Task AssertInfoAgreesAsync(string image)
     {
         using JsonDocument theirs = JsonDocument.Parse((await QemuImg("info", "--output=json", image)).Out);
