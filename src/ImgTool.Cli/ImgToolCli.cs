@@ -24,6 +24,7 @@ public static class ImgToolCli
         root.Subcommands.Add(CompareCommand.Build(context));
         root.Subcommands.Add(MapCommand.Build(context));
         root.Subcommands.Add(CheckCommand.Build(context));
+        root.Subcommands.Add(SnapshotCommand.Build(context));
 
         if (args is ["--version" or "-V"])
         {

@@ -49,3 +49,19 @@ public enum CheckRepair
     Errors = 2,
     All = Leaks | Errors,
 }
+
+/// <summary>One internal snapshot, as `snapshot -l` lists it (QEMU's QEMUSnapshotInfo).</summary>
+public sealed record SnapshotInfo(string Id, string Name, long VmStateSizeBytes, DateTimeOffset Date, long VmClockNanoseconds, long? Icount);
+
+/// <summary>An image that keeps internal snapshots (qcow2): list, create, revert to, delete.</summary>
+public interface ISnapshots
+{
+    ValueTask<IReadOnlyList<SnapshotInfo>> ListSnapshotsAsync(CancellationToken cancellationToken = default);
+
+    ValueTask CreateSnapshotAsync(string name, DateTimeOffset date, CancellationToken cancellationToken = default);
+
+    /// <summary>Makes the disk read as it did when the snapshot was taken. <paramref name="idOrName"/> is matched against IDs first, then names.</summary>
+    ValueTask ApplySnapshotAsync(string idOrName, CancellationToken cancellationToken = default);
+
+    ValueTask DeleteSnapshotAsync(string idOrName, CancellationToken cancellationToken = default);
+}

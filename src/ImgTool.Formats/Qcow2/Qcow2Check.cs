@@ -79,6 +79,20 @@ internal sealed class Qcow2Check(Qcow2Image image)
             Reference(header.SnapshotsOffset, snapshotTableBytes, "snapshot table");
         }
 
+        if (image.Header.Extensions.FirstOrDefault(e => e.Type == Qcow2HeaderExtension.Bitmaps)?.Data is { Length: >= 24 } bitmapExtension
+            && image.Header.Autoclear.HasFlag(Qcow2Autoclear.Bitmaps))
+        {
+            Reference(BinaryPrimitives.ReadInt64BigEndian(bitmapExtension.AsSpan(16)), BinaryPrimitives.ReadInt64BigEndian(bitmapExtension.AsSpan(8)), "bitmap directory");
+            foreach (Qcow2Bitmap bitmap in image.Bitmaps)
+            {
+                Reference(bitmap.TableOffset, bitmap.TableSize * 8L, "bitmap table");
+                foreach (long cluster in await Qcow2Bitmaps.DataClustersAsync(File, bitmap, cancellationToken).ConfigureAwait(false))
+                {
+                    Reference(cluster, ClusterSize, "bitmap data");
+                }
+            }
+        }
+
         // The refcount structure references itself; remembered so a rebuild can leave it out.
         int before = CountStructureStart();
         Reference(header.RefcountTableOffset, header.RefcountTableClusters * ClusterSize, "refcount table");
@@ -94,13 +108,13 @@ internal sealed class Qcow2Check(Qcow2Image image)
 
             if ((offset & (ClusterSize - 1)) != 0)
             {
-                Corruption("refcount table", header.RefcountTableOffset + (i * 8L), $"ERROR refcount block {i} is not cluster aligned; refcount table entry corrupted");
+                Corruption("refcount table", header.RefcountTableOffset + (i * 8L), $"refcount block {i} is not cluster aligned; refcount table entry corrupted");
                 continue;
             }
 
             if (offset >= File.Length)
             {
-                Corruption("refcount table", header.RefcountTableOffset + (i * 8L), $"ERROR refcount block {i} is outside image");
+                Corruption("refcount table", header.RefcountTableOffset + (i * 8L), $"refcount block {i} is outside image");
                 continue;
             }
 
@@ -110,61 +124,63 @@ internal sealed class Qcow2Check(Qcow2Image image)
 
         RecordStructure(header, blocks, before);
 
-        ulong[] stored = await ReadStoredRefcountsAsync(blocks, cancellationToken).ConfigureAwait(false);
+        // Stored refcounts are read one block at a time, so memory stays at the counted references.
+        long perBlock = image.Refcounts.EntriesPerBlock;
+        byte[] block = new byte[ClusterSize];
+        long loadedBlock = -1;
         long highest = -1;
         bool tooLow = false;
+        long tooLowCount = 0;
         long leaksFixed = 0;
         long corruptionsFixed = 0;
         var leaked = new List<long>();
         for (long i = 0; i < _clusters; i++)
         {
             ulong computed = _references[i];
-            if (stored[i] != 0 || computed != 0)
+            long t = i / perBlock;
+            if (t != loadedBlock)
+            {
+                loadedBlock = t;
+                if (t < blocks.Length && blocks[t] != 0)
+                {
+                    await File.ReadZeroFilledAsync(blocks[t], block, cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    Array.Clear(block);
+                }
+            }
+
+            ulong storedRefcount = Qcow2Refcounts.ReadEntry(block, i % perBlock, image.Header.RefcountOrder);
+            if (storedRefcount != 0 || computed != 0)
             {
                 highest = i;
             }
 
-            if (stored[i] == computed)
+            if (storedRefcount == computed)
             {
                 continue;
             }
 
-            if (stored[i] < computed)
+            if (storedRefcount < computed)
             {
                 tooLow = true;
-                Corruption("refcount block", i * ClusterSize, $"ERROR cluster {i} refcount={stored[i]} reference={computed}");
+                tooLowCount++;
+                Corruption("refcount block", i * ClusterSize, $"cluster {i} refcount={storedRefcount} reference={computed}");
             }
             else
             {
                 _leaks++;
                 leaked.Add(i);
-                _findings.Add(new CheckFinding(CheckSeverity.Leak, "refcount block", i * ClusterSize, $"Leaked cluster {i} refcount={stored[i]} reference={computed}", repair.HasFlag(CheckRepair.Leaks)));
-            }
-        }
-
-        // OFLAG_COPIED must be set exactly when the refcount is one (spec: bit 63 of L1 and L2 entries).
-        var copiedWrong = new List<CopiedExpectation>();
-        foreach (CopiedExpectation expectation in _copied)
-        {
-            long cluster = expectation.HostOffset / ClusterSize;
-            ulong refcount = cluster < stored.Length ? stored[cluster] : 0;
-            bool wanted = refcount == 1;
-            if (wanted != expectation.HasCopied)
-            {
-                copiedWrong.Add(expectation with { HasCopied = wanted });
-                Corruption(expectation.IsL1 ? "L1 table" : "L2 table", expectation.EntryOffset,
-                    $"ERROR OFLAG_COPIED {(expectation.IsL1 ? "L2 cluster" : "data cluster")}: entry at offset {expectation.EntryOffset} refcount={refcount}");
+                _findings.Add(new CheckFinding(CheckSeverity.Leak, "refcount block", i * ClusterSize, $"cluster {i} refcount={storedRefcount} reference={computed}", repair.HasFlag(CheckRepair.Leaks)));
             }
         }
 
         if (repair.HasFlag(CheckRepair.Errors) && (tooLow || image.Header.Incompatible.HasFlag(Qcow2Incompatible.Dirty)))
         {
-            long counted = _corruptions;
             await RebuildRefcountsAsync(cancellationToken).ConfigureAwait(false);
-            corruptionsFixed += tooLow ? counted - copiedWrong.Count : 0;
+            corruptionsFixed += tooLowCount;
             leaksFixed += _leaks;
-            leaked.Clear();
-            stored = [];
         }
         else if (repair.HasFlag(CheckRepair.Leaks) && leaked.Count > 0)
         {
@@ -175,12 +191,34 @@ internal sealed class Qcow2Check(Qcow2Image image)
             }
         }
 
-        if (repair.HasFlag(CheckRepair.Errors) && copiedWrong.Count > 0)
+        // OFLAG_COPIED must be set exactly when the refcount is one (spec: bit 63 of L1 and L2 entries),
+        // judged, as QEMU does, by the refcounts as they are after any refcount repair.
+        image.Refcounts.DropCache();
+        bool fixCopied = repair.HasFlag(CheckRepair.Errors)
+            || (repair.HasFlag(CheckRepair.Leaks) && _corruptions == 0 && _leaks == 0 && _checkErrors == 0);
+        foreach (CopiedExpectation expectation in _copied)
         {
-            foreach (CopiedExpectation fix in copiedWrong)
+            ulong refcount;
+            try
             {
-                await FixCopiedAsync(fix, cancellationToken).ConfigureAwait(false);
-                corruptionsFixed++;
+                refcount = await image.Refcounts.GetAsync(expectation.HostOffset / ClusterSize, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ImageCorruptException)
+            {
+                continue;
+            }
+
+            bool wanted = refcount == 1;
+            if (wanted != expectation.HasCopied)
+            {
+                _corruptions++;
+                _findings.Add(new CheckFinding(CheckSeverity.Corruption, expectation.IsL1 ? "L1 table" : "L2 table", expectation.EntryOffset,
+                    $"OFLAG_COPIED {(expectation.IsL1 ? "L2 cluster" : "data cluster")}: entry at offset {expectation.EntryOffset} refcount={refcount}", fixCopied));
+                if (fixCopied)
+                {
+                    await FixCopiedAsync(expectation with { HasCopied = wanted }, cancellationToken).ConfigureAwait(false);
+                    corruptionsFixed++;
+                }
             }
         }
 
@@ -228,7 +266,7 @@ internal sealed class Qcow2Check(Qcow2Image image)
         {
             if (cluster >= _clusters || cluster < 0)
             {
-                Corruption(structure, offset, $"ERROR: {structure} at offset {offset} reaches beyond the end of the image file");
+                Corruption(structure, offset, $"{structure} at offset {offset} reaches beyond the end of the image file");
                 return;
             }
 
@@ -255,18 +293,18 @@ internal sealed class Qcow2Check(Qcow2Image image)
             long entryOffset = header.L1TableOffset + (i * 8);
             if ((entry & Qcow2L2Entry.L1ReservedMask) != 0)
             {
-                Corruption("L1 table", entryOffset, $"ERROR found L1 entry with reserved bits set: {entry:x}");
+                Corruption("L1 table", entryOffset, $"found L1 entry with reserved bits set: {entry:x}");
             }
 
             if ((l2Offset & (ClusterSize - 1)) != 0)
             {
-                Corruption("L1 table", entryOffset, $"ERROR l2_offset={l2Offset}: Table is not cluster aligned; L1 entry corrupted");
+                Corruption("L1 table", entryOffset, $"l2_offset={l2Offset}: Table is not cluster aligned; L1 entry corrupted");
                 continue;
             }
 
             if (l2Offset + ClusterSize > File.Length)
             {
-                Corruption("L1 table", entryOffset, $"ERROR l2_offset={l2Offset}: L2 table lies beyond the end of the image");
+                Corruption("L1 table", entryOffset, $"l2_offset={l2Offset}: L2 table lies beyond the end of the image");
                 continue;
             }
 
@@ -293,12 +331,12 @@ internal sealed class Qcow2Check(Qcow2Image image)
             {
                 if ((entry & Qcow2L2Entry.Copied) != 0)
                 {
-                    Corruption("L2 table", entryOffset, $"ERROR: coffset={Qcow2L2Entry.CompressedHostOffset(entry, image.ClusterBits)}: copied flag must never be set for compressed clusters");
+                    Corruption("L2 table", entryOffset, $"coffset={Qcow2L2Entry.CompressedHostOffset(entry, image.ClusterBits)}: copied flag must never be set for compressed clusters");
                 }
 
                 if (image.ExtendedL2 && bitmap != 0)
                 {
-                    Corruption("L2 table", entryOffset, "ERROR compressed cluster has a non-zero subcluster allocation bitmap");
+                    Corruption("L2 table", entryOffset, "compressed cluster has a non-zero subcluster allocation bitmap");
                 }
 
                 long host = Qcow2L2Entry.CompressedHostOffset(entry, image.ClusterBits);
@@ -319,12 +357,12 @@ internal sealed class Qcow2Check(Qcow2Image image)
             {
                 if ((bitmap & (bitmap >> Qcow2L2Entry.SubclusterZeroShift) & Qcow2L2Entry.AllSubclusters) != 0)
                 {
-                    Corruption("L2 table", entryOffset, "ERROR subclusters are marked both allocated and zero");
+                    Corruption("L2 table", entryOffset, "subclusters are marked both allocated and zero");
                 }
 
                 if (offset == 0 && (bitmap & Qcow2L2Entry.AllSubclusters) != 0)
                 {
-                    Corruption("L2 table", entryOffset, "ERROR subclusters are allocated without a host cluster");
+                    Corruption("L2 table", entryOffset, "subclusters are allocated without a host cluster");
                 }
             }
 
@@ -335,7 +373,7 @@ internal sealed class Qcow2Check(Qcow2Image image)
 
             if ((offset & (ClusterSize - 1)) != 0)
             {
-                Corruption("L2 table", entryOffset, $"ERROR offset={offset}: Cluster is not properly aligned; L2 entry corrupted");
+                Corruption("L2 table", entryOffset, $"offset={offset}: Cluster is not properly aligned; L2 entry corrupted");
                 continue;
             }
 
@@ -371,28 +409,6 @@ internal sealed class Qcow2Check(Qcow2Image image)
                 _refcountStructure.Add(block / ClusterSize);
             }
         }
-    }
-
-    private async ValueTask<ulong[]> ReadStoredRefcountsAsync(long[] blocks, CancellationToken cancellationToken)
-    {
-        var stored = new ulong[_clusters];
-        long perBlock = image.Refcounts.EntriesPerBlock;
-        byte[] block = new byte[ClusterSize];
-        for (long t = 0; t < blocks.Length && t * perBlock < _clusters; t++)
-        {
-            if (blocks[t] == 0)
-            {
-                continue;
-            }
-
-            await File.ReadZeroFilledAsync(blocks[t], block, cancellationToken).ConfigureAwait(false);
-            for (long k = 0; k < perBlock && (t * perBlock) + k < _clusters; k++)
-            {
-                stored[(t * perBlock) + k] = Qcow2Refcounts.ReadEntry(block, k, image.Header.RefcountOrder);
-            }
-        }
-
-        return stored;
     }
 
     /// <summary>

@@ -37,18 +37,10 @@ public sealed class Qcow2Format : FormatDriver
 
     public override bool SupportsCompression(ImageOptions options) => true;
 
-    /// <summary>The magic "QFI\xfb" and a version this driver knows.</summary>
-    public override int Probe(ProbeInput input)
-    {
-        ReadOnlySpan<byte> head = input.Head;
-        if (head.Length < Qcow2Header.V2Length || BinaryPrimitives.ReadUInt32BigEndian(head) != Qcow2Header.Magic)
-        {
-            return 0;
-        }
-
-        uint version = BinaryPrimitives.ReadUInt32BigEndian(head[Qcow2Header.VersionOffset..]);
-        return version is 2 or 3 ? 100 : 0;
-    }
+    /// <summary>The magic "QFI\xfb" is enough, as in QEMU: a qcow2 file of a version we do not know must
+    /// be refused as such, not opened as raw.</summary>
+    public override int Probe(ProbeInput input) =>
+        input.Head.Length >= 4 && BinaryPrimitives.ReadUInt32BigEndian(input.Head) == Qcow2Header.Magic ? 100 : 0;
 
     public override async ValueTask<IImage> OpenAsync(IHostFile file, ImageOpenContext context, CancellationToken cancellationToken = default) =>
         await Qcow2Image.OpenAsync(file, context, cancellationToken).ConfigureAwait(false);

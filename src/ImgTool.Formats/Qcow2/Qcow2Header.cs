@@ -33,9 +33,9 @@ internal enum Qcow2Autoclear : ulong
     Bitmaps = 1 << 0,
     DataFileRaw = 1 << 1,
 
-    /// <summary>The bits this implementation keeps when it writes. The bitmaps bit is not among them:
-    /// we do not update bitmaps, so writing clears it and the spec then calls the bitmaps inconsistent.</summary>
-    Understood = DataFileRaw,
+    /// <summary>The bits this implementation keeps when it writes. Bitmaps stay consistent because we
+    /// mark each one in use (inconsistent) before the first write, as QEMU does while it writes.</summary>
+    Understood = Bitmaps | DataFileRaw,
 }
 
 internal enum Qcow2CompressionType : byte

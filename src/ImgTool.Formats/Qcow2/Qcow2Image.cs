@@ -56,6 +56,9 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
 
     public IBlockDevice? Backing { get; }
 
+    /// <summary>Persistent dirty bitmaps (empty when absent or inconsistent).</summary>
+    public IReadOnlyList<Qcow2Bitmap> Bitmaps { get; private set; } = [];
+
     public string? BackingFileName => Header.BackingFileName;
 
     public string? BackingFormat => Header.BackingFormat;
@@ -141,7 +144,10 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
             }
         }
 
-        var image = new Qcow2Image(file, header, l1, refcountTable, backing, readOnly);
+        var image = new Qcow2Image(file, header, l1, refcountTable, backing, readOnly)
+        {
+            Bitmaps = await Qcow2Bitmaps.ReadAsync(file, header, cancellationToken).ConfigureAwait(false),
+        };
         if (!image.IsReadOnly)
         {
             await image.PrepareForWritingAsync(cancellationToken).ConfigureAwait(false);
@@ -201,6 +207,19 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
         }
 
         _headerFixed = true;
+        if (Bitmaps.Any(b => (b.Flags & Qcow2Bitmap.InUse) == 0))
+        {
+            // We change the disk without updating the bitmaps: flag them in use, the spec's "inconsistent".
+            byte[] flags = new byte[4];
+            foreach (Qcow2Bitmap bitmap in Bitmaps)
+            {
+                BinaryPrimitives.WriteUInt32BigEndian(flags, bitmap.Flags | Qcow2Bitmap.InUse);
+                await HostFile.WriteAsync(Qcow2Bitmaps.FlagsOffset(bitmap), flags, cancellationToken).ConfigureAwait(false);
+            }
+
+            Bitmaps = [.. Bitmaps.Select(b => b with { Flags = b.Flags | Qcow2Bitmap.InUse })];
+        }
+
         Qcow2Autoclear kept = Header.Autoclear & Qcow2Autoclear.Understood;
         if (kept != Header.Autoclear)
         {
@@ -257,6 +276,18 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
         if (Header.Version >= 3)
         {
             members.Add(new("lazy-refcounts", InfoValue.Of(Header.Compatible.HasFlag(Qcow2Compatible.LazyRefcounts))));
+        }
+
+        if (Bitmaps.Count > 0)
+        {
+            members.Add(new("bitmaps", new InfoArray([.. Bitmaps.Select(b => (InfoValue)new InfoObject(
+            [
+                new("flags", new InfoArray([
+                    .. (b.Flags & Qcow2Bitmap.InUse) != 0 ? [InfoValue.Of("in-use")] : Array.Empty<InfoValue>(),
+                    .. (b.Flags & Qcow2Bitmap.Auto) != 0 ? [InfoValue.Of("auto")] : Array.Empty<InfoValue>()])),
+                new("name", InfoValue.Of(b.Name)),
+                new("granularity", InfoValue.Of(1L << b.GranularityBits)),
+            ]))])));
         }
 
         members.Add(new("refcount-bits", InfoValue.Of(Header.RefcountBits)));

@@ -45,7 +45,8 @@ internal static class Qcow2Limits
     /// <summary>Host offsets are bits 9-55 of an entry: 64 PiB.</summary>
     public const long MaxHostOffset = (1L << 56) - 1;
 
-    /// <summary>The largest check this build runs: one refcount slot (4 bytes) per host cluster, 128 MiB of them.</summary>
+    /// <summary>The largest check this build runs: one reference counter (4 bytes) per host cluster, at most 128 MiB of them
+    /// (a 2 TiB image file with 64 KiB clusters).</summary>
     public const long MaxCheckClusters = 32L << 20;
 
     /// <summary>Bytes of L2 tables kept in memory (QEMU's default l2-cache-size on Linux is 32 MiB).</summary>

@@ -109,4 +109,38 @@ internal static class Qcow2Snapshots
 
         return (snapshots, position);
     }
+
+    /// <summary>Serializes the table as QEMU writes it: each entry with 24 bytes of extra data
+    /// (large VM state size, disk size, icount), padded to 8 bytes.</summary>
+    public static byte[] Write(IReadOnlyList<Qcow2Snapshot> snapshots)
+    {
+        const int extraSize = ExtraIcount + 8;
+        var buffer = new List<byte>();
+        foreach (Qcow2Snapshot snapshot in snapshots)
+        {
+            byte[] id = Encoding.UTF8.GetBytes(snapshot.Id);
+            byte[] name = Encoding.UTF8.GetBytes(snapshot.Name);
+            int length = FixedLength + extraSize + id.Length + name.Length;
+            byte[] entry = new byte[(length + 7) & ~7];
+            Span<byte> e = entry;
+            BinaryPrimitives.WriteInt64BigEndian(e[L1TableOffsetField..], snapshot.L1TableOffset);
+            BinaryPrimitives.WriteUInt32BigEndian(e[L1SizeField..], (uint)snapshot.L1Size);
+            BinaryPrimitives.WriteUInt16BigEndian(e[IdSizeField..], (ushort)id.Length);
+            BinaryPrimitives.WriteUInt16BigEndian(e[NameSizeField..], (ushort)name.Length);
+            BinaryPrimitives.WriteUInt32BigEndian(e[DateSecondsField..], snapshot.DateSeconds);
+            BinaryPrimitives.WriteUInt32BigEndian(e[DateNanosecondsField..], snapshot.DateNanoseconds);
+            BinaryPrimitives.WriteUInt64BigEndian(e[VmClockField..], snapshot.VmClockNanoseconds);
+            BinaryPrimitives.WriteUInt32BigEndian(e[VmStateSizeField..], (uint)Math.Min(snapshot.VmStateSize, uint.MaxValue));
+            BinaryPrimitives.WriteUInt32BigEndian(e[ExtraDataSizeField..], extraSize);
+            Span<byte> extra = e.Slice(FixedLength, extraSize);
+            BinaryPrimitives.WriteUInt64BigEndian(extra[ExtraVmStateSizeLarge..], snapshot.VmStateSize);
+            BinaryPrimitives.WriteUInt64BigEndian(extra[ExtraDiskSize..], snapshot.DiskSizeBytes ?? 0);
+            BinaryPrimitives.WriteUInt64BigEndian(extra[ExtraIcount..], snapshot.Icount ?? ulong.MaxValue);
+            id.CopyTo(e[(FixedLength + extraSize)..]);
+            name.CopyTo(e[(FixedLength + extraSize + id.Length)..]);
+            buffer.AddRange(entry);
+        }
+
+        return [.. buffer];
+    }
 }

@@ -152,6 +152,98 @@ public sealed class Qcow2InteropTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData("compat=1.1")]
+    [InlineData("compat=0.10,cluster_size=4k")]
+    [InlineData("compat=1.1,extended_l2=on,refcount_bits=64")]
+    public async Task Snapshots_interoperate_with_qemu_img(string options)
+    {
+        string image = _dir.File("snap.qcow2");
+        Assert.Equal(0, (await Imgtool("create", "-f", "qcow2", "-o", options, image, "8M")).ExitCode);
+        await QemuIo(image, "write -P 0x11 0 1M", "write -c -P 0x12 2M 64k");
+        string first = _dir.File("first.raw");
+        Assert.Equal(0, (await QemuImg("convert", "-O", "raw", image, first)).ExitCode);
+
+        Assert.Equal(0, (await Imgtool("snapshot", "-c", "ours", image)).ExitCode);
+        await QemuIo(image, "write -P 0x22 500k 1M", "write -z 2M 64k");
+        string second = _dir.File("second.raw");
+        Assert.Equal(0, (await QemuImg("convert", "-O", "raw", image, second)).ExitCode);
+        Assert.Equal(0, (await QemuImg("snapshot", "-c", "theirs", image)).ExitCode);
+        await QemuIo(image, "write -P 0x33 0 3M");
+        await AssertQemuCleanAsync(image);
+
+        // Both tools list the same table.
+        RunResult ourList = await Imgtool("snapshot", "-l", image);
+        Assert.Equal((await QemuImg("snapshot", "-l", image)).Out, ourList.Out);
+
+        // Revert with imgtool to the snapshot qemu-img made, and to our own.
+        Assert.Equal(0, (await Imgtool("snapshot", "-a", "theirs", image)).ExitCode);
+        Assert.Equal(0, (await QemuImg("compare", "-f", "raw", "-F", "qcow2", second, image)).ExitCode);
+        await AssertQemuCleanAsync(image);
+        Assert.Equal(0, (await Imgtool("snapshot", "-a", "1", image)).ExitCode);
+        Assert.Equal(0, (await QemuImg("compare", "-f", "raw", "-F", "qcow2", first, image)).ExitCode);
+        await AssertQemuCleanAsync(image);
+
+        // Delete both; qemu-img sees no snapshots and no leaks.
+        Assert.Equal(0, (await Imgtool("snapshot", "-d", "ours", image)).ExitCode);
+        Assert.Equal(0, (await Imgtool("snapshot", "-d", "theirs", image)).ExitCode);
+        Assert.Equal(string.Empty, (await QemuImg("snapshot", "-l", image)).Out);
+        await AssertQemuCleanAsync(image);
+        Assert.Equal(0, (await QemuImg("compare", "-f", "raw", "-F", "qcow2", first, image)).ExitCode);
+        Assert.NotEqual(0, (await Imgtool("snapshot", "-a", "ours", image)).ExitCode);
+    }
+
+    [Fact]
+    public async Task Bitmaps_are_listed_counted_and_marked_in_use_when_we_write()
+    {
+        string image = _dir.File("bitmaps.qcow2");
+        Assert.Equal(0, (await QemuImg("create", "-f", "qcow2", image, "64M")).ExitCode);
+        Assert.Equal(0, (await QemuImg("bitmap", "--add", image, "b1")).ExitCode);
+        Assert.Equal(0, (await QemuImg("bitmap", "--add", "-g", "128k", image, "b2")).ExitCode);
+        await QemuIo(image, "write -P 1 0 1M");
+        await AssertChecksAgreeAsync(image);
+        await AssertInfoAgreesAsync(image);
+
+        await RandomWritesAsync(image, _dir.File("model.raw"), 64 * MiB, seed: 3, backing: true);
+        await AssertQemuCleanAsync(image);
+        await AssertInfoAgreesAsync(image);
+        Assert.Contains("in-use", (await QemuImg("info", image)).Out, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("compression_type=zlib")]
+    [InlineData("compression_type=zstd")]
+    [InlineData("compat=0.10,cluster_size=4k")]
+    [InlineData("cluster_size=2M,extended_l2=on")]
+    public async Task Convert_c_writes_compressed_images_qemu_img_accepts(string options)
+    {
+        string source = _dir.File("source.raw");
+        _ = SparseFile(source, 12 * MiB, (0, 2 * (int)MiB), (5 * MiB, 70_000));
+        await using (var stream = new FileStream(source, FileMode.Open))
+        {
+            // Compressible text as well as random data, so both compressed and stored clusters occur.
+            byte[] text = System.Text.Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("qcow2 compressed cluster ", 100_000)));
+            stream.Position = 8 * MiB;
+            await stream.WriteAsync(text);
+        }
+
+        string target = _dir.File("compressed.qcow2");
+        RunResult convert = await Imgtool("convert", "-c", "-O", "qcow2", "-o", options, source, target);
+        Assert.True(convert.ExitCode == 0, convert.ToString());
+        await AssertQemuCleanAsync(target);
+        Assert.Equal(0, (await QemuImg("compare", "-f", "raw", "-F", "qcow2", source, target)).ExitCode);
+        using JsonDocument check = JsonDocument.Parse((await QemuImg("check", "--output=json", target)).Out);
+        Assert.True(check.RootElement.GetProperty("compressed-clusters").GetInt64() > 0);
+        await AssertChecksAgreeAsync(target);
+    }
+
+    private async Task AssertInfoAgreesAsync(string image)
+    {
+        using JsonDocument theirs = JsonDocument.Parse((await QemuImg("info", "--output=json", image)).Out);
+        using JsonDocument mine = JsonDocument.Parse((await Imgtool("info", "--output=json", image)).Out);
+        Assert.Equal(theirs.RootElement.GetProperty("format-specific").ToString(), mine.RootElement.GetProperty("format-specific").ToString());
+    }
+
     private async Task AssertChecksAgreeAsync(string image)
     {
         RunResult theirs = await QemuImg("check", "--output=json", image);

@@ -5,7 +5,7 @@ using static ImgTool.Formats.Tests.Qcow2.Qcow2TestImages;
 
 namespace ImgTool.Formats.Tests.Qcow2;
 
-/// <summary>Random sequences of writes, write-zeroes, discards, compressed writes and reopens against an
+/// <summary>Random sequences of writes, write-zeroes, discards, compressed writes, snapshot create/apply/delete and reopens against an
 /// in-memory model: afterwards the image reads as the model and checks clean.</summary>
 public sealed class Qcow2PropertyTests
 {
@@ -37,6 +37,8 @@ public sealed class Qcow2PropertyTests
         SharedHostFile file = await CreateInMemoryAsync(size, options);
         byte[] model = new byte[size];
         IImage image = await OpenAsync(file);
+        var snapshots = new Dictionary<string, byte[]>();
+        bool snapshotsPossible = !options.Contains("refcount_bits=1", StringComparison.Ordinal);
         try
         {
             long cluster = image.Details.ClusterSizeBytes!.Value;
@@ -96,6 +98,37 @@ public sealed class Qcow2PropertyTests
 
                     unit.AsSpan(0, (int)Math.Min(cluster, size - at)).CopyTo(model.AsSpan((int)at));
                 }
+                else if (op < 93 && snapshotsPossible)
+                {
+                    var snapshotting = (ISnapshots)image;
+                    int which = random.Next(3);
+                    string name = $"s{random.Next(4)}";
+                    if (which == 0 || snapshots.Count == 0)
+                    {
+                        await snapshotting.CreateSnapshotAsync(name, DateTimeOffset.UnixEpoch);
+                        snapshots[name] = (byte[])model.Clone(); // qemu allows duplicate names; the model keeps the newest, found by name last
+                        if ((await snapshotting.ListSnapshotsAsync()).Count(s => s.Name == name) > 1)
+                        {
+                            // Keep names unique in the model: delete the older one by its ID.
+                            string oldId = (await snapshotting.ListSnapshotsAsync()).First(s => s.Name == name).Id;
+                            await snapshotting.DeleteSnapshotAsync(oldId);
+                        }
+                    }
+                    else
+                    {
+                        string existing = snapshots.Keys.ElementAt(random.Next(snapshots.Count));
+                        if (which == 1)
+                        {
+                            await snapshotting.ApplySnapshotAsync(existing);
+                            model = (byte[])snapshots[existing].Clone();
+                        }
+                        else
+                        {
+                            await snapshotting.DeleteSnapshotAsync(existing);
+                            snapshots.Remove(existing);
+                        }
+                    }
+                }
                 else
                 {
                     await image.DisposeAsync();
@@ -105,6 +138,15 @@ public sealed class Qcow2PropertyTests
 
             byte[] back = await ReadAllAsync(image);
             Assert.True(model.AsSpan().SequenceEqual(back), $"content differs at {model.AsSpan().CommonPrefixLength(back)} (seed {seed})");
+            await AssertCleanAsync(image);
+            foreach ((string name, byte[] content) in snapshots)
+            {
+                // Every snapshot still holds what it held: revert to it and compare.
+                await ((ISnapshots)image).ApplySnapshotAsync(name);
+                byte[] snapshot = await ReadAllAsync(image);
+                Assert.True(content.AsSpan().SequenceEqual(snapshot), $"snapshot {name} differs at {content.AsSpan().CommonPrefixLength(snapshot)} (seed {seed})");
+            }
+
             await AssertCleanAsync(image);
             return true;
         }
