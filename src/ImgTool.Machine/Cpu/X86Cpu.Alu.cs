@@ -157,9 +157,13 @@ internal sealed partial class X86Cpu
 
             case 5: // SHR
             {
-                bool carry = (((ulong)value >> (int)(count - 1)) & 1) != 0;
+                ulong beforeLast = (ulong)value >> (int)(count - 1);
+                bool carry = (beforeLast & 1) != 0;
                 result = (uint)((ulong)value >> (int)count);
-                SetResultFlags(result, sizeBytes, (carry ? CF : 0) | ((value & sign) != 0 ? OF : 0));
+
+                // OF is defined for a count of 1 (the operand's MSB); for larger counts it is undefined
+                // and computed as the 286 does: MSB before the last step XOR MSB of the result (0).
+                SetResultFlags(result, sizeBytes, (carry ? CF : 0) | ((beforeLast & sign) != 0 ? OF : 0));
                 return result;
             }
 

@@ -549,9 +549,32 @@ internal sealed partial class X86Cpu
                 break;
 
             default:
-                Unimplemented(i);
+                if (i.Encoding != EncodingKind.Legacy || UsesMediaRegisters(i))
+                {
+                    // VEX/EVEX/XOP, 3DNow!, MMX and SSE do not exist on a P6 (Pentium Pro): #UD.
+                    Fault(InvalidOpcode);
+                }
+                else
+                {
+                    Unimplemented(i);
+                }
+
                 break;
         }
+    }
+
+    private static bool UsesMediaRegisters(in Instruction i)
+    {
+        for (int n = 0; n < i.OpCount; n++)
+        {
+            if (i.GetOpKind(n) == OpKind.Register && (i.GetOpRegister(n).IsMM() || i.GetOpRegister(n).IsXMM() || i.GetOpRegister(n).IsYMM()))
+            {
+                return true;
+            }
+        }
+
+        var memory = i.MemorySize;
+        return memory.IsPacked() || memory is MemorySize.Float32 or MemorySize.Float64 && i.Mnemonic.ToString().EndsWith('s');
     }
 
     private static uint BinaryPrimitivesReverse(uint value) => System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(value);
@@ -1003,17 +1026,15 @@ internal sealed partial class X86Cpu
 
     private void PushAll(int sizeBytes)
     {
-        uint sp = StackPointer;
-        uint newSp = (sp - (uint)(8 * sizeBytes)) & (Stack32 ? 0xFFFFFFFF : 0xFFFF);
-        if (!CheckLimit(SS, newSp, 8 * sizeBytes) && !(newSp > sp))
-        {
-            return;
-        }
-
+        // Eight pushes, each checked: a 16-bit stack wraps at 64 KiB as on the 286 and later.
         uint originalSp = R[ESP];
         for (int r = 0; r < 8; r++)
         {
-            Push(r == ESP ? originalSp : R[r], sizeBytes);
+            if (!Push(r == ESP ? originalSp : R[r], sizeBytes))
+            {
+                R[ESP] = originalSp;
+                return;
+            }
         }
     }
 
