@@ -31,8 +31,10 @@ internal sealed class PhysicalMemory
     // One flag per RAM page: set when the decode cache holds instructions from that page.
     private readonly bool[] _codePage;
 
-    // Per 16 KiB block of the legacy window: when set, the block is routed to regions, not RAM.
+    // Per 16 KiB block of the legacy window: when set, reads (or writes) of the block go to the
+    // regions (the BIOS ROM alias), not RAM. The i440FX PAM registers set them (PamRegisters).
     private readonly bool[] _legacyToRegion = new bool[(LegacyWindowEnd - LegacyWindowStart) >> 14];
+    private readonly bool[] _legacyWriteToRegion = new bool[(LegacyWindowEnd - LegacyWindowStart) >> 14];
     private bool _anyLegacyRouted;
 
     public PhysicalMemory(uint ramSizeBytes)
@@ -55,11 +57,19 @@ internal sealed class PhysicalMemory
     public void AddRegion(uint start, uint length, IMemoryRegion region) => _regions.Add((start, length, region));
 
     /// <summary>Routes a 16 KiB block of the legacy window to the regions (true) or to RAM (false).</summary>
-    public void RouteLegacyBlock(uint address, bool toRegion)
+    public void RouteLegacyBlock(uint address, bool readToRegion, bool writeToRegion)
     {
-        _legacyToRegion[(address - LegacyWindowStart) >> 14] = toRegion;
-        _anyLegacyRouted = Array.IndexOf(_legacyToRegion, true) >= 0;
+        _legacyToRegion[(address - LegacyWindowStart) >> 14] = readToRegion;
+        _legacyWriteToRegion[(address - LegacyWindowStart) >> 14] = writeToRegion;
+        _anyLegacyRouted = Array.IndexOf(_legacyToRegion, true) >= 0 || Array.IndexOf(_legacyWriteToRegion, true) >= 0;
     }
+
+    private bool IsRoutedLegacyWrite(uint address) =>
+        _anyLegacyRouted && address >= LegacyWindowStart && address < LegacyWindowEnd &&
+        _legacyWriteToRegion[(address - LegacyWindowStart) >> 14];
+
+    private bool IsPlainRamWrite(uint address, int sizeBytes) =>
+        address <= _ramSizeBytes - (uint)sizeBytes && !IsRoutedLegacyWrite(address) && !IsRoutedLegacyWrite(address + (uint)sizeBytes - 1);
 
     /// <summary>Marks a RAM page as holding decoded code; false when the page is not plain RAM.</summary>
     public bool MarkCodePage(uint page)
@@ -131,7 +141,7 @@ internal sealed class PhysicalMemory
     public void Write8(uint address, byte value)
     {
         address &= A20Mask;
-        if (IsPlainRam(address, 1))
+        if (IsPlainRamWrite(address, 1))
         {
             _ram[address] = value;
             NoteWrite(address);
@@ -145,7 +155,7 @@ internal sealed class PhysicalMemory
     public void Write16(uint address, ushort value)
     {
         address &= A20Mask;
-        if (IsPlainRam(address, 2))
+        if (IsPlainRamWrite(address, 2))
         {
             BinaryPrimitives.WriteUInt16LittleEndian(_ram.AsSpan((int)address), value);
             NoteWrite(address);
@@ -160,7 +170,7 @@ internal sealed class PhysicalMemory
     public void Write32(uint address, uint value)
     {
         address &= A20Mask;
-        if (IsPlainRam(address, 4))
+        if (IsPlainRamWrite(address, 4))
         {
             BinaryPrimitives.WriteUInt32LittleEndian(_ram.AsSpan((int)address), value);
             NoteWrite(address);
@@ -195,7 +205,7 @@ internal sealed class PhysicalMemory
     public void WriteBlock(uint address, ReadOnlySpan<byte> source)
     {
         address &= A20Mask;
-        if (IsPlainRam(address, Math.Max(1, source.Length)) && (ulong)address + (ulong)source.Length <= _ramSizeBytes)
+        if (IsPlainRamWrite(address, Math.Max(1, source.Length)) && (ulong)address + (ulong)source.Length <= _ramSizeBytes)
         {
             source.CopyTo(_ram.AsSpan((int)address));
             for (uint page = address >> PageShift; source.Length > 0 && page <= (address + (uint)source.Length - 1) >> PageShift; page++)
