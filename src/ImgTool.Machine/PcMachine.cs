@@ -60,6 +60,7 @@ internal sealed class PcMachine
 
         Memory = new PhysicalMemory(options.RamSizeBytes);
         var code = new DecodeCache(Memory);
+        Code = code;
         _io = new IoBus();
         _cpu = new X86Cpu(Memory, code, _io);
 
@@ -113,6 +114,8 @@ internal sealed class PcMachine
     }
 
     public PhysicalMemory Memory { get; }
+
+    public DecodeCache Code { get; }
 
     public PciHost Pci { get; }
 

@@ -25,12 +25,38 @@ internal sealed class DecodeCache
     public DecodeCache(PhysicalMemory memory)
     {
         _memory = memory;
-        _memory.CodeWritten = Invalidate;
+        _memory.CodeWritten = InvalidateRange;
         _decoder16 = Decoder.Create(16, _reader, Options);
         _decoder32 = Decoder.Create(32, _reader, Options);
     }
 
     public long Decodes { get; private set; }
+
+    /// <summary>
+    /// Drops the decoded instructions that a write of lengthBytes at a physical address overlaps: those
+    /// starting up to 14 bytes before it (an instruction is at most 15 bytes) through its last byte.
+    /// </summary>
+    public void InvalidateRange(uint address, int lengthBytes)
+    {
+        uint first = address >= 14 ? address - 14 : 0;
+        uint last = address + (uint)lengthBytes - 1;
+        for (uint page = first >> PhysicalMemory.PageShift; page <= last >> PhysicalMemory.PageShift; page++)
+        {
+            if (!_pages.TryGetValue(page, out var entry))
+            {
+                continue;
+            }
+
+            uint pageStart = page << PhysicalMemory.PageShift;
+            int from = (int)(Math.Max(first, pageStart) - pageStart);
+            int to = (int)(Math.Min(last, pageStart + PhysicalMemory.PageSizeBytes - 1) - pageStart);
+            if (lengthBytes > 64 || !entry.Clear(from, to))
+            {
+                Invalidate(page);
+                _memory.ClearCodePage(page);
+            }
+        }
+    }
 
     public void Invalidate(uint page)
     {
@@ -127,6 +153,20 @@ internal sealed class DecodeCache
         public readonly ushort[] Index = new ushort[2 * PhysicalMemory.PageSizeBytes];
         public Instruction[] Items = new Instruction[64];
         private int _count;
+
+        /// <summary>Clears the slots of offsets from..to; false when the page should be dropped whole.</summary>
+        public bool Clear(int from, int to)
+        {
+            int size = (int)PhysicalMemory.PageSizeBytes;
+            for (int offset = from; offset <= to; offset++)
+            {
+                Index[offset] = 0;
+                Index[offset + size] = 0;
+            }
+
+            // Stale items stay in the array until it fills; a page rewritten this often is dropped.
+            return _count < 4096;
+        }
 
         public void Add(int slot, in Instruction instruction)
         {

@@ -31,122 +31,51 @@ internal sealed partial class X86Cpu
             case Mnemonic.Sub: Alu2(i, 5); break;
             case Mnemonic.Xor: Alu2(i, 6); break;
             case Mnemonic.Cmp:
-            {
-                int size = OperandSize(i, 0);
-                Sub(ReadOperand(i, 0, size), ReadOperand(i, 1, size), 0, size);
+                ExecuteBlock1(i);
                 break;
-            }
 
             case Mnemonic.Test:
-            {
-                int size = OperandSize(i, 0);
-                Logic(ReadOperand(i, 0, size) & ReadOperand(i, 1, size), size);
+                ExecuteBlock2(i);
                 break;
-            }
 
             case Mnemonic.Inc:
             case Mnemonic.Dec:
-            {
-                int size = OperandSize(i, 0);
-                WriteOperand(i, 0, size, IncDec(ReadOperand(i, 0, size), i.Mnemonic == Mnemonic.Dec, size));
+                ExecuteBlock3(i);
                 break;
-            }
 
             case Mnemonic.Not:
-            {
-                int size = OperandSize(i, 0);
-                WriteOperand(i, 0, size, ~ReadOperand(i, 0, size));
+                ExecuteBlock4(i);
                 break;
-            }
 
             case Mnemonic.Neg:
-            {
-                int size = OperandSize(i, 0);
-                WriteOperand(i, 0, size, Sub(0, ReadOperand(i, 0, size), 0, size));
+                ExecuteBlock5(i);
                 break;
-            }
 
             case Mnemonic.Mov: Mov(i); break;
             case Mnemonic.Movzx:
             case Mnemonic.Movsx:
-            {
-                int sourceSize = OperandSize(i, 1);
-                uint value = ReadOperand(i, 1, sourceSize);
-                if (i.Mnemonic == Mnemonic.Movsx)
-                {
-                    value = (uint)SignExtend(value, sourceSize);
-                }
-
-                WriteGpr(i.Op0Register, value);
+                ExecuteBlock6(i);
                 break;
-            }
 
             case Mnemonic.Lea:
                 WriteGpr(i.Op0Register, _eaOffset);
                 break;
 
             case Mnemonic.Xchg:
-            {
-                int size = OperandSize(i, 0);
-                uint a = ReadOperand(i, 0, size);
-                uint b = ReadOperand(i, 1, size);
-                WriteOperand(i, 0, size, b);
-                WriteOperand(i, 1, size, a);
+                ExecuteBlock7(i);
                 break;
-            }
 
             case Mnemonic.Xadd:
-            {
-                int size = OperandSize(i, 0);
-                uint destination = ReadOperand(i, 0, size);
-                uint source = ReadOperand(i, 1, size);
-                uint sum = Add(destination, source, 0, size);
-                WriteOperand(i, 1, size, destination);
-                WriteOperand(i, 0, size, sum);
+                ExecuteBlock8(i);
                 break;
-            }
 
             case Mnemonic.Cmpxchg:
-            {
-                int size = OperandSize(i, 0);
-                uint destination = ReadOperand(i, 0, size);
-                uint accumulator = R[EAX] & SizeMask(size);
-                Sub(accumulator, destination, 0, size);
-                if ((Eflags & ZF) != 0)
-                {
-                    WriteOperand(i, 0, size, ReadOperand(i, 1, size));
-                }
-                else
-                {
-                    // The destination is written back either way (a locked read-modify-write).
-                    WriteOperand(i, 0, size, destination);
-                    WriteGpr(size == 1 ? Register.AL : size == 2 ? Register.AX : Register.EAX, destination);
-                }
-
+                ExecuteBlock9(i);
                 break;
-            }
 
             case Mnemonic.Cmpxchg8b:
-            {
-                uint low = ReadMem(_eaSegment, _eaOffset, 4);
-                uint high = ReadMem(_eaSegment, _eaOffset + 4, 4);
-                if (low == R[EAX] && high == R[EDX])
-                {
-                    WriteMem(_eaSegment, _eaOffset, 4, R[EBX]);
-                    WriteMem(_eaSegment, _eaOffset + 4, 4, R[ECX]);
-                    Eflags |= ZF;
-                }
-                else
-                {
-                    WriteMem(_eaSegment, _eaOffset, 4, low);
-                    WriteMem(_eaSegment, _eaOffset + 4, 4, high);
-                    R[EAX] = low;
-                    R[EDX] = high;
-                    Eflags &= ~ZF;
-                }
-
+                ExecuteBlock10(i);
                 break;
-            }
 
             case Mnemonic.Bswap:
                 WriteGpr(i.Op0Register, BinaryPrimitivesReverse(ReadGpr(i.Op0Register)));
@@ -156,16 +85,8 @@ internal sealed partial class X86Cpu
             case Mnemonic.Cmove: case Mnemonic.Cmovg: case Mnemonic.Cmovge: case Mnemonic.Cmovl:
             case Mnemonic.Cmovle: case Mnemonic.Cmovne: case Mnemonic.Cmovno: case Mnemonic.Cmovnp:
             case Mnemonic.Cmovns: case Mnemonic.Cmovo: case Mnemonic.Cmovp: case Mnemonic.Cmovs:
-            {
-                int size = OperandSize(i, 0);
-                uint value = ReadOperand(i, 1, size);
-                if (Condition(i.ConditionCode))
-                {
-                    WriteGpr(i.Op0Register, value);
-                }
-
+                ExecuteBlock11(i);
                 break;
-            }
 
             case Mnemonic.Seta: case Mnemonic.Setae: case Mnemonic.Setb: case Mnemonic.Setbe:
             case Mnemonic.Sete: case Mnemonic.Setg: case Mnemonic.Setge: case Mnemonic.Setl:
@@ -243,15 +164,8 @@ internal sealed partial class X86Cpu
                 break;
             case Mnemonic.Popf:
             case Mnemonic.Popfd:
-            {
-                int size = i.Mnemonic == Mnemonic.Popfd ? 4 : 2;
-                if (Pop(size, out uint value))
-                {
-                    WriteFlags(value, size);
-                }
-
+                ExecuteBlock12(i);
                 break;
-            }
 
             case Mnemonic.Lahf:
                 WriteGpr(Register.AH, (Eflags & 0xD5) | 2);
@@ -286,32 +200,13 @@ internal sealed partial class X86Cpu
 
             case Mnemonic.Rol: case Mnemonic.Ror: case Mnemonic.Rcl: case Mnemonic.Rcr:
             case Mnemonic.Shl: case Mnemonic.Shr: case Mnemonic.Sal: case Mnemonic.Sar:
-            {
-                int size = OperandSize(i, 0);
-                uint count = i.OpCount > 1 ? ReadOperand(i, 1, 1) & 0xFF : 1;
-                int operation = i.Mnemonic switch
-                {
-                    Mnemonic.Rol => 0,
-                    Mnemonic.Ror => 1,
-                    Mnemonic.Rcl => 2,
-                    Mnemonic.Rcr => 3,
-                    Mnemonic.Shl => 4,
-                    Mnemonic.Shr => 5,
-                    Mnemonic.Sal => 6,
-                    _ => 7,
-                };
-                WriteOperand(i, 0, size, Shift(operation, ReadOperand(i, 0, size), count, size));
+                ExecuteBlock13(i);
                 break;
-            }
 
             case Mnemonic.Shld:
             case Mnemonic.Shrd:
-            {
-                int size = OperandSize(i, 0);
-                uint count = ReadOperand(i, 2, 1);
-                WriteOperand(i, 0, size, DoubleShift(i.Mnemonic == Mnemonic.Shld, ReadOperand(i, 0, size), ReadOperand(i, 1, size), count, size));
+                ExecuteBlock14(i);
                 break;
-            }
 
             case Mnemonic.Bt: case Mnemonic.Bts: case Mnemonic.Btr: case Mnemonic.Btc:
                 BitTest(i);
@@ -319,23 +214,8 @@ internal sealed partial class X86Cpu
 
             case Mnemonic.Bsf:
             case Mnemonic.Bsr:
-            {
-                int size = OperandSize(i, 0);
-                uint source = ReadOperand(i, 1, size) & SizeMask(size);
-                if (source == 0)
-                {
-                    // The destination is left unchanged on a P6 (architecturally undefined).
-                    Eflags |= ZF;
-                }
-                else
-                {
-                    Eflags &= ~ZF;
-                    uint index = i.Mnemonic == Mnemonic.Bsf ? (uint)BitOperations.TrailingZeroCount(source) : (uint)(31 - BitOperations.LeadingZeroCount(source));
-                    WriteGpr(i.Op0Register, index);
-                }
-
+                ExecuteBlock15(i);
                 break;
-            }
 
             case Mnemonic.Mul: Multiply(i, signed: false); break;
             case Mnemonic.Imul:
@@ -357,28 +237,12 @@ internal sealed partial class X86Cpu
             case Mnemonic.Aaa: AsciiAdjust(subtract: false); break;
             case Mnemonic.Aas: AsciiAdjust(subtract: true); break;
             case Mnemonic.Aam:
-            {
-                uint divisor = i.Immediate8;
-                if (divisor == 0)
-                {
-                    Fault(DivideError);
-                    break;
-                }
-
-                uint al = R[EAX] & 0xFF;
-                WriteGpr(Register.AX, ((al / divisor) << 8) | (al % divisor));
-                Logic(R[EAX] & 0xFF, 1);
+                ExecuteBlock16(i);
                 break;
-            }
 
             case Mnemonic.Aad:
-            {
-                uint al = R[EAX] & 0xFF;
-                uint ah = (R[EAX] >> 8) & 0xFF;
-                uint result = Add(al, ah * i.Immediate8 & 0xFF, 0, 1);
-                WriteGpr(Register.AX, result & 0xFF);
+                ExecuteBlock17(i);
                 break;
-            }
 
             case Mnemonic.Xlatb:
                 // Iced gives XLAT a memory operand [BX+AL] (or [EBX+AL]), so the address is already computed.
@@ -393,35 +257,12 @@ internal sealed partial class X86Cpu
 
             case Mnemonic.Enter: Enter(i); break;
             case Mnemonic.Leave:
-            {
-                int size = i.Code == Code.Leaved ? 4 : 2;
-                uint savedSp = R[ESP];
-                SetStackPointer(Stack32 ? R[EBP] : R[EBP] & 0xFFFF);
-                if (Pop(size, out uint value))
-                {
-                    WriteGpr(size == 4 ? Register.EBP : Register.BP, value);
-                }
-                else
-                {
-                    R[ESP] = savedSp;
-                }
-
+                ExecuteBlock18(i);
                 break;
-            }
 
             case Mnemonic.Bound:
-            {
-                int size = OperandSize(i, 0);
-                int index = SignExtend(ReadGpr(i.Op0Register), size);
-                int lower = SignExtend(ReadMem(_eaSegment, _eaOffset, size), size);
-                int upper = SignExtend(ReadMem(_eaSegment, _eaOffset + (uint)size, size), size);
-                if (index < lower || index > upper)
-                {
-                    Fault(BoundRange);
-                }
-
+                ExecuteBlock19(i);
                 break;
-            }
 
             case Mnemonic.Hlt:
                 Halted = true;
@@ -452,20 +293,12 @@ internal sealed partial class X86Cpu
                 break;
 
             case Mnemonic.In:
-            {
-                int size = OperandSize(i, 0);
-                ushort port = (ushort)(i.Op1Kind == OpKind.Register ? R[EDX] : i.Immediate8);
-                WriteGpr(i.Op0Register, _io.In(port, size));
+                ExecuteBlock20(i);
                 break;
-            }
 
             case Mnemonic.Out:
-            {
-                int size = OperandSize(i, 1);
-                ushort port = (ushort)(i.Op0Kind == OpKind.Register ? R[EDX] : i.Immediate8);
-                _io.Out(port, size, ReadGpr(i.Op1Register) & SizeMask(size));
+                ExecuteBlock21(i);
                 break;
-            }
 
             case Mnemonic.Cpuid: Cpuid(); break;
             case Mnemonic.Rdtsc:
@@ -473,17 +306,8 @@ internal sealed partial class X86Cpu
                 R[EDX] = (uint)((ulong)Instructions >> 32);
                 break;
             case Mnemonic.Rdmsr:
-            {
-                ulong value = _msrs.GetValueOrDefault(R[ECX]);
-                if (R[ECX] == 0x10)
-                {
-                    value = (ulong)Instructions;
-                }
-
-                R[EAX] = (uint)value;
-                R[EDX] = (uint)(value >> 32);
+                ExecuteBlock22(i);
                 break;
-            }
 
             case Mnemonic.Wrmsr:
                 _msrs[R[ECX]] = ((ulong)R[EDX] << 32) | R[EAX];
@@ -491,37 +315,13 @@ internal sealed partial class X86Cpu
 
             case Mnemonic.Lgdt:
             case Mnemonic.Lidt:
-            {
-                uint limit = ReadMem(_eaSegment, _eaOffset, 2);
-                uint tableBase = ReadMem(_eaSegment, _eaOffset + 2, 4);
-                if (!Code32 || i.CodeSize == CodeSize.Code16 && i.MemorySize != MemorySize.Fword6)
-                {
-                    // With a 16-bit operand size only 24 bits of the base are loaded (SDM vol. 2, LGDT).
-                    tableBase &= i.MemorySize == MemorySize.Fword6 && Code32 ? 0xFFFFFFFF : 0x00FFFFFF;
-                }
-
-                if (i.Mnemonic == Mnemonic.Lgdt)
-                {
-                    GdtBase = tableBase;
-                    GdtLimit = limit;
-                }
-                else
-                {
-                    IdtBase = tableBase;
-                    IdtLimit = limit;
-                }
-
+                ExecuteBlock23(i);
                 break;
-            }
 
             case Mnemonic.Sgdt:
             case Mnemonic.Sidt:
-            {
-                bool global = i.Mnemonic == Mnemonic.Sgdt;
-                WriteMem(_eaSegment, _eaOffset, 2, global ? GdtLimit : IdtLimit);
-                WriteMem(_eaSegment, _eaOffset + 2, 4, global ? GdtBase : IdtBase);
+                ExecuteBlock24(i);
                 break;
-            }
 
             case Mnemonic.Lldt:
             case Mnemonic.Ltr:
@@ -537,12 +337,8 @@ internal sealed partial class X86Cpu
                 WriteOperand(i, 0, OperandSize(i, 0), Cr0 & SizeMask(OperandSize(i, 0)));
                 break;
             case Mnemonic.Lmsw:
-            {
-                // LMSW sets PE but cannot clear it (SDM vol. 2, LMSW).
-                uint value = ReadOperand(i, 0, 2) & 0xF;
-                Cr0 = (Cr0 & ~0xEu) | value | (Cr0 & CR0_PE);
+                ExecuteBlock25(i);
                 break;
-            }
 
             case Mnemonic.Clts:
                 Cr0 &= ~8u;
@@ -575,6 +371,302 @@ internal sealed partial class X86Cpu
 
         var memory = i.MemorySize;
         return memory.IsPacked() || memory is MemorySize.Float32 or MemorySize.Float64 && i.Mnemonic.ToString().EndsWith('s');
+    }
+
+    // case Mnemonic.Cmp:
+    private void ExecuteBlock1(in Instruction i)
+    {
+        int size = OperandSize(i, 0);
+        Sub(ReadOperand(i, 0, size), ReadOperand(i, 1, size), 0, size);
+    }
+
+    // case Mnemonic.Test:
+    private void ExecuteBlock2(in Instruction i)
+    {
+        int size = OperandSize(i, 0);
+        Logic(ReadOperand(i, 0, size) & ReadOperand(i, 1, size), size);
+    }
+
+    // case Mnemonic.Dec:
+    private void ExecuteBlock3(in Instruction i)
+    {
+        int size = OperandSize(i, 0);
+        WriteOperand(i, 0, size, IncDec(ReadOperand(i, 0, size), i.Mnemonic == Mnemonic.Dec, size));
+    }
+
+    // case Mnemonic.Not:
+    private void ExecuteBlock4(in Instruction i)
+    {
+        int size = OperandSize(i, 0);
+        WriteOperand(i, 0, size, ~ReadOperand(i, 0, size));
+    }
+
+    // case Mnemonic.Neg:
+    private void ExecuteBlock5(in Instruction i)
+    {
+        int size = OperandSize(i, 0);
+        WriteOperand(i, 0, size, Sub(0, ReadOperand(i, 0, size), 0, size));
+    }
+
+    // case Mnemonic.Movsx:
+    private void ExecuteBlock6(in Instruction i)
+    {
+        int sourceSize = OperandSize(i, 1);
+        uint value = ReadOperand(i, 1, sourceSize);
+        if (i.Mnemonic == Mnemonic.Movsx)
+        {
+            value = (uint)SignExtend(value, sourceSize);
+        }
+
+        WriteGpr(i.Op0Register, value);
+    }
+
+    // case Mnemonic.Xchg:
+    private void ExecuteBlock7(in Instruction i)
+    {
+        int size = OperandSize(i, 0);
+        uint a = ReadOperand(i, 0, size);
+        uint b = ReadOperand(i, 1, size);
+        WriteOperand(i, 0, size, b);
+        WriteOperand(i, 1, size, a);
+    }
+
+    // case Mnemonic.Xadd:
+    private void ExecuteBlock8(in Instruction i)
+    {
+        int size = OperandSize(i, 0);
+        uint destination = ReadOperand(i, 0, size);
+        uint source = ReadOperand(i, 1, size);
+        uint sum = Add(destination, source, 0, size);
+        WriteOperand(i, 1, size, destination);
+        WriteOperand(i, 0, size, sum);
+    }
+
+    // case Mnemonic.Cmpxchg:
+    private void ExecuteBlock9(in Instruction i)
+    {
+        int size = OperandSize(i, 0);
+        uint destination = ReadOperand(i, 0, size);
+        uint accumulator = R[EAX] & SizeMask(size);
+        Sub(accumulator, destination, 0, size);
+        if ((Eflags & ZF) != 0)
+        {
+            WriteOperand(i, 0, size, ReadOperand(i, 1, size));
+        }
+        else
+        {
+            // The destination is written back either way (a locked read-modify-write).
+            WriteOperand(i, 0, size, destination);
+            WriteGpr(size == 1 ? Register.AL : size == 2 ? Register.AX : Register.EAX, destination);
+        }
+    }
+
+    // case Mnemonic.Cmpxchg8b:
+    private void ExecuteBlock10(in Instruction i)
+    {
+        uint low = ReadMem(_eaSegment, _eaOffset, 4);
+        uint high = ReadMem(_eaSegment, _eaOffset + 4, 4);
+        if (low == R[EAX] && high == R[EDX])
+        {
+            WriteMem(_eaSegment, _eaOffset, 4, R[EBX]);
+            WriteMem(_eaSegment, _eaOffset + 4, 4, R[ECX]);
+            Eflags |= ZF;
+        }
+        else
+        {
+            WriteMem(_eaSegment, _eaOffset, 4, low);
+            WriteMem(_eaSegment, _eaOffset + 4, 4, high);
+            R[EAX] = low;
+            R[EDX] = high;
+            Eflags &= ~ZF;
+        }
+    }
+
+    // case Mnemonic.Cmovns: case Mnemonic.Cmovo: case Mnemonic.Cmovp: case Mnemonic.Cmovs:
+    private void ExecuteBlock11(in Instruction i)
+    {
+        int size = OperandSize(i, 0);
+        uint value = ReadOperand(i, 1, size);
+        if (Condition(i.ConditionCode))
+        {
+            WriteGpr(i.Op0Register, value);
+        }
+    }
+
+    // case Mnemonic.Popfd:
+    private void ExecuteBlock12(in Instruction i)
+    {
+        int size = i.Mnemonic == Mnemonic.Popfd ? 4 : 2;
+        if (Pop(size, out uint value))
+        {
+            WriteFlags(value, size);
+        }
+    }
+
+    // case Mnemonic.Shl: case Mnemonic.Shr: case Mnemonic.Sal: case Mnemonic.Sar:
+    private void ExecuteBlock13(in Instruction i)
+    {
+        int size = OperandSize(i, 0);
+        uint count = i.OpCount > 1 ? ReadOperand(i, 1, 1) & 0xFF : 1;
+        int operation = i.Mnemonic switch
+        {
+            Mnemonic.Rol => 0,
+            Mnemonic.Ror => 1,
+            Mnemonic.Rcl => 2,
+            Mnemonic.Rcr => 3,
+            Mnemonic.Shl => 4,
+            Mnemonic.Shr => 5,
+            Mnemonic.Sal => 6,
+            _ => 7,
+        };
+        WriteOperand(i, 0, size, Shift(operation, ReadOperand(i, 0, size), count, size));
+    }
+
+    // case Mnemonic.Shrd:
+    private void ExecuteBlock14(in Instruction i)
+    {
+        int size = OperandSize(i, 0);
+        uint count = ReadOperand(i, 2, 1);
+        WriteOperand(i, 0, size, DoubleShift(i.Mnemonic == Mnemonic.Shld, ReadOperand(i, 0, size), ReadOperand(i, 1, size), count, size));
+    }
+
+    // case Mnemonic.Bsr:
+    private void ExecuteBlock15(in Instruction i)
+    {
+        int size = OperandSize(i, 0);
+        uint source = ReadOperand(i, 1, size) & SizeMask(size);
+        if (source == 0)
+        {
+            // The destination is left unchanged on a P6 (architecturally undefined).
+            Eflags |= ZF;
+        }
+        else
+        {
+            Eflags &= ~ZF;
+            uint index = i.Mnemonic == Mnemonic.Bsf ? (uint)BitOperations.TrailingZeroCount(source) : (uint)(31 - BitOperations.LeadingZeroCount(source));
+            WriteGpr(i.Op0Register, index);
+        }
+    }
+
+    // case Mnemonic.Aam:
+    private void ExecuteBlock16(in Instruction i)
+    {
+        uint divisor = i.Immediate8;
+        if (divisor == 0)
+        {
+            Fault(DivideError);
+            return;
+        }
+
+        uint al = R[EAX] & 0xFF;
+        WriteGpr(Register.AX, ((al / divisor) << 8) | (al % divisor));
+        Logic(R[EAX] & 0xFF, 1);
+    }
+
+    // case Mnemonic.Aad:
+    private void ExecuteBlock17(in Instruction i)
+    {
+        uint al = R[EAX] & 0xFF;
+        uint ah = (R[EAX] >> 8) & 0xFF;
+        uint result = Add(al, ah * i.Immediate8 & 0xFF, 0, 1);
+        WriteGpr(Register.AX, result & 0xFF);
+    }
+
+    // case Mnemonic.Leave:
+    private void ExecuteBlock18(in Instruction i)
+    {
+        int size = i.Code == Code.Leaved ? 4 : 2;
+        uint savedSp = R[ESP];
+        SetStackPointer(Stack32 ? R[EBP] : R[EBP] & 0xFFFF);
+        if (Pop(size, out uint value))
+        {
+            WriteGpr(size == 4 ? Register.EBP : Register.BP, value);
+        }
+        else
+        {
+            R[ESP] = savedSp;
+        }
+    }
+
+    // case Mnemonic.Bound:
+    private void ExecuteBlock19(in Instruction i)
+    {
+        int size = OperandSize(i, 0);
+        int index = SignExtend(ReadGpr(i.Op0Register), size);
+        int lower = SignExtend(ReadMem(_eaSegment, _eaOffset, size), size);
+        int upper = SignExtend(ReadMem(_eaSegment, _eaOffset + (uint)size, size), size);
+        if (index < lower || index > upper)
+        {
+            Fault(BoundRange);
+        }
+    }
+
+    // case Mnemonic.In:
+    private void ExecuteBlock20(in Instruction i)
+    {
+        int size = OperandSize(i, 0);
+        ushort port = (ushort)(i.Op1Kind == OpKind.Register ? R[EDX] : i.Immediate8);
+        WriteGpr(i.Op0Register, _io.In(port, size));
+    }
+
+    // case Mnemonic.Out:
+    private void ExecuteBlock21(in Instruction i)
+    {
+        int size = OperandSize(i, 1);
+        ushort port = (ushort)(i.Op0Kind == OpKind.Register ? R[EDX] : i.Immediate8);
+        _io.Out(port, size, ReadGpr(i.Op1Register) & SizeMask(size));
+    }
+
+    // case Mnemonic.Rdmsr:
+    private void ExecuteBlock22(in Instruction i)
+    {
+        ulong value = _msrs.GetValueOrDefault(R[ECX]);
+        if (R[ECX] == 0x10)
+        {
+            value = (ulong)Instructions;
+        }
+
+        R[EAX] = (uint)value;
+        R[EDX] = (uint)(value >> 32);
+    }
+
+    // case Mnemonic.Lidt:
+    private void ExecuteBlock23(in Instruction i)
+    {
+        uint limit = ReadMem(_eaSegment, _eaOffset, 2);
+        uint tableBase = ReadMem(_eaSegment, _eaOffset + 2, 4);
+        if (!Code32 || i.CodeSize == CodeSize.Code16 && i.MemorySize != MemorySize.Fword6)
+        {
+            // With a 16-bit operand size only 24 bits of the base are loaded (SDM vol. 2, LGDT).
+            tableBase &= i.MemorySize == MemorySize.Fword6 && Code32 ? 0xFFFFFFFF : 0x00FFFFFF;
+        }
+
+        if (i.Mnemonic == Mnemonic.Lgdt)
+        {
+            GdtBase = tableBase;
+            GdtLimit = limit;
+        }
+        else
+        {
+            IdtBase = tableBase;
+            IdtLimit = limit;
+        }
+    }
+
+    // case Mnemonic.Sidt:
+    private void ExecuteBlock24(in Instruction i)
+    {
+        bool global = i.Mnemonic == Mnemonic.Sgdt;
+        WriteMem(_eaSegment, _eaOffset, 2, global ? GdtLimit : IdtLimit);
+        WriteMem(_eaSegment, _eaOffset + 2, 4, global ? GdtBase : IdtBase);
+    }
+
+    // case Mnemonic.Lmsw:
+    private void ExecuteBlock25(in Instruction i)
+    {
+        // LMSW sets PE but cannot clear it (SDM vol. 2, LMSW).
+        uint value = ReadOperand(i, 0, 2) & 0xF;
+        Cr0 = (Cr0 & ~0xEu) | value | (Cr0 & CR0_PE);
     }
 
     private static uint BinaryPrimitivesReverse(uint value) => System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(value);

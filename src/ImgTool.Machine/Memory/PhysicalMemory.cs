@@ -49,8 +49,8 @@ internal sealed class PhysicalMemory
     /// <summary>0xFFFFFFFF with A20 enabled, 0xFFEFFFFF with it masked (the 8086 wrap at 1 MiB).</summary>
     public uint A20Mask { get; set; } = 0xFFFFFFFF;
 
-    /// <summary>Called with a RAM page number when a write lands on a page holding decoded code.</summary>
-    public Action<uint>? CodeWritten { get; set; }
+    /// <summary>Called with the physical address and length of a write that lands on a page holding decoded code.</summary>
+    public Action<uint, int>? CodeWritten { get; set; }
 
     public Span<byte> Ram => _ram;
 
@@ -144,7 +144,7 @@ internal sealed class PhysicalMemory
         if (IsPlainRamWrite(address, 1))
         {
             _ram[address] = value;
-            NoteWrite(address);
+            NoteWrite(address, 1);
         }
         else
         {
@@ -158,8 +158,7 @@ internal sealed class PhysicalMemory
         if (IsPlainRamWrite(address, 2))
         {
             BinaryPrimitives.WriteUInt16LittleEndian(_ram.AsSpan((int)address), value);
-            NoteWrite(address);
-            NoteWrite(address + 1);
+            NoteWrite(address, 2);
         }
         else
         {
@@ -173,8 +172,7 @@ internal sealed class PhysicalMemory
         if (IsPlainRamWrite(address, 4))
         {
             BinaryPrimitives.WriteUInt32LittleEndian(_ram.AsSpan((int)address), value);
-            NoteWrite(address);
-            NoteWrite(address + 3);
+            NoteWrite(address, 4);
         }
         else
         {
@@ -210,7 +208,9 @@ internal sealed class PhysicalMemory
             source.CopyTo(_ram.AsSpan((int)address));
             for (uint page = address >> PageShift; source.Length > 0 && page <= (address + (uint)source.Length - 1) >> PageShift; page++)
             {
-                NoteWrite(page << PageShift);
+                uint start = Math.Max(address, page << PageShift);
+                uint end = Math.Min(address + (uint)source.Length, (page + 1) << PageShift);
+                NoteWrite(start, (int)(end - start));
             }
 
             return;
@@ -222,13 +222,13 @@ internal sealed class PhysicalMemory
         }
     }
 
-    private void NoteWrite(uint address)
+    private void NoteWrite(uint address, int lengthBytes)
     {
-        uint page = address >> PageShift;
-        if (_codePage[page])
+        // Data often shares a page with code (SeaBIOS keeps variables beside its code in the F
+        // segment), so the decode cache drops only the instructions the write overlaps.
+        if (_codePage[address >> PageShift] || _codePage[(address + (uint)lengthBytes - 1) >> PageShift])
         {
-            _codePage[page] = false;
-            CodeWritten?.Invoke(page);
+            CodeWritten?.Invoke(address, lengthBytes);
         }
     }
 
