@@ -7,7 +7,7 @@ using ImgTool.Machine.Memory;
 namespace ImgTool.Machine;
 
 /// <summary>What a boot run is given.</summary>
-internal sealed record MachineOptions(byte[] Firmware, uint RamSizeBytes = 256u << 20)
+internal sealed record MachineOptions(byte[] Firmware, uint RamSizeBytes = 256u << 20, ImgTool.Block.Devices.IBlockDevice? Disk = null)
 {
     public const uint MaxRamSizeBytes = 3u << 30;
 }
@@ -111,9 +111,36 @@ internal sealed class PcMachine
 
         Pci.Add(1, 0, isa);
         _io.Map(0xCF8, 8, Pci);
+
+        if (options.Disk is { } disk)
+        {
+            // Slot 2 INTA# goes to PIRQ[(slot + pin - 1) mod 4] (the PIIX swizzle SeaBIOS and QEMU use),
+            // which the BIOS routes to an ISA IRQ through PIIX3 registers 0x60-0x63 (bit 7 = disabled).
+            const int slot = 2;
+            int pirqRegister = 0x60 + ((slot + 1 - 1) & 3);
+            int routedIrq = -1;
+            Disk = new VirtioBlkPci(Memory, _io, disk, level =>
+            {
+                int route = isa.Config[pirqRegister];
+                int irq = (route & 0x80) != 0 ? -1 : route & 0x0F;
+                if (routedIrq >= 0 && routedIrq != irq)
+                {
+                    _pic.SetIrq(routedIrq, false);
+                }
+
+                routedIrq = irq;
+                if (irq >= 0)
+                {
+                    _pic.SetIrq(irq, level);
+                }
+            });
+            Pci.Add(slot, 0, Disk);
+        }
     }
 
     public PhysicalMemory Memory { get; }
+
+    public VirtioBlkPci? Disk { get; }
 
     public DecodeCache Code { get; }
 
@@ -171,6 +198,17 @@ internal sealed class PcMachine
 
             var exit = _cpu.Run(slice);
             _pit.Update();
+
+            // Output written just before the guest stops still counts.
+            if (Serial.Length != checkedLength)
+            {
+                checkedLength = Serial.Length;
+                if (done(Serial.ToString()))
+                {
+                    return Result(MachineOutcome.Matched, "expected output seen", wall);
+                }
+            }
+
             if (_resetRequested)
             {
                 return Result(MachineOutcome.ResetRequested, "the guest requested a system reset", wall);
