@@ -23,6 +23,7 @@ public static class ImgToolCli
         root.Subcommands.Add(CompareCommand.Build(context));
         root.Subcommands.Add(MapCommand.Build(context));
         root.Subcommands.Add(CheckCommand.Build(context));
+        root.Subcommands.Add(BootCommand.Build(context));
 
         if (args is ["--version" or "-V"])
         {
