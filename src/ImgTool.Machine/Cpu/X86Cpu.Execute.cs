@@ -31,30 +31,30 @@ internal sealed partial class X86Cpu
             case Mnemonic.Sub: Alu2(i, 5); break;
             case Mnemonic.Xor: Alu2(i, 6); break;
             case Mnemonic.Cmp:
-                ExecuteBlock1(i);
+                ExecuteCmp(i);
                 break;
 
             case Mnemonic.Test:
-                ExecuteBlock2(i);
+                ExecuteTest(i);
                 break;
 
             case Mnemonic.Inc:
             case Mnemonic.Dec:
-                ExecuteBlock3(i);
+                ExecuteIncFamily(i);
                 break;
 
             case Mnemonic.Not:
-                ExecuteBlock4(i);
+                ExecuteNot(i);
                 break;
 
             case Mnemonic.Neg:
-                ExecuteBlock5(i);
+                ExecuteNeg(i);
                 break;
 
             case Mnemonic.Mov: Mov(i); break;
             case Mnemonic.Movzx:
             case Mnemonic.Movsx:
-                ExecuteBlock6(i);
+                ExecuteMovzxMovsx(i);
                 break;
 
             case Mnemonic.Lea:
@@ -62,19 +62,19 @@ internal sealed partial class X86Cpu
                 break;
 
             case Mnemonic.Xchg:
-                ExecuteBlock7(i);
+                ExecuteXchg(i);
                 break;
 
             case Mnemonic.Xadd:
-                ExecuteBlock8(i);
+                ExecuteXadd(i);
                 break;
 
             case Mnemonic.Cmpxchg:
-                ExecuteBlock9(i);
+                ExecuteCmpxchg(i);
                 break;
 
             case Mnemonic.Cmpxchg8b:
-                ExecuteBlock10(i);
+                ExecuteCmpxchg8b(i);
                 break;
 
             case Mnemonic.Bswap:
@@ -85,7 +85,7 @@ internal sealed partial class X86Cpu
             case Mnemonic.Cmove: case Mnemonic.Cmovg: case Mnemonic.Cmovge: case Mnemonic.Cmovl:
             case Mnemonic.Cmovle: case Mnemonic.Cmovne: case Mnemonic.Cmovno: case Mnemonic.Cmovnp:
             case Mnemonic.Cmovns: case Mnemonic.Cmovo: case Mnemonic.Cmovp: case Mnemonic.Cmovs:
-                ExecuteBlock11(i);
+                ExecuteCmovaFamily(i);
                 break;
 
             case Mnemonic.Seta: case Mnemonic.Setae: case Mnemonic.Setb: case Mnemonic.Setbe:
@@ -164,7 +164,7 @@ internal sealed partial class X86Cpu
                 break;
             case Mnemonic.Popf:
             case Mnemonic.Popfd:
-                ExecuteBlock12(i);
+                ExecutePopfFamily(i);
                 break;
 
             case Mnemonic.Lahf:
@@ -200,12 +200,12 @@ internal sealed partial class X86Cpu
 
             case Mnemonic.Rol: case Mnemonic.Ror: case Mnemonic.Rcl: case Mnemonic.Rcr:
             case Mnemonic.Shl: case Mnemonic.Shr: case Mnemonic.Sal: case Mnemonic.Sar:
-                ExecuteBlock13(i);
+                ExecuteRolFamily(i);
                 break;
 
             case Mnemonic.Shld:
             case Mnemonic.Shrd:
-                ExecuteBlock14(i);
+                ExecuteShldFamily(i);
                 break;
 
             case Mnemonic.Bt: case Mnemonic.Bts: case Mnemonic.Btr: case Mnemonic.Btc:
@@ -214,7 +214,7 @@ internal sealed partial class X86Cpu
 
             case Mnemonic.Bsf:
             case Mnemonic.Bsr:
-                ExecuteBlock15(i);
+                ExecuteBsfFamily(i);
                 break;
 
             case Mnemonic.Mul: Multiply(i, signed: false); break;
@@ -237,11 +237,11 @@ internal sealed partial class X86Cpu
             case Mnemonic.Aaa: AsciiAdjust(subtract: false); break;
             case Mnemonic.Aas: AsciiAdjust(subtract: true); break;
             case Mnemonic.Aam:
-                ExecuteBlock16(i);
+                ExecuteAam(i);
                 break;
 
             case Mnemonic.Aad:
-                ExecuteBlock17(i);
+                ExecuteAad(i);
                 break;
 
             case Mnemonic.Xlatb:
@@ -257,11 +257,11 @@ internal sealed partial class X86Cpu
 
             case Mnemonic.Enter: Enter(i); break;
             case Mnemonic.Leave:
-                ExecuteBlock18(i);
+                ExecuteLeave(i);
                 break;
 
             case Mnemonic.Bound:
-                ExecuteBlock19(i);
+                ExecuteBound(i);
                 break;
 
             case Mnemonic.Hlt:
@@ -293,11 +293,11 @@ internal sealed partial class X86Cpu
                 break;
 
             case Mnemonic.In:
-                ExecuteBlock20(i);
+                ExecuteIn(i);
                 break;
 
             case Mnemonic.Out:
-                ExecuteBlock21(i);
+                ExecuteOut(i);
                 break;
 
             case Mnemonic.Cpuid: Cpuid(); break;
@@ -306,7 +306,7 @@ internal sealed partial class X86Cpu
                 R[EDX] = (uint)((ulong)Instructions >> 32);
                 break;
             case Mnemonic.Rdmsr:
-                ExecuteBlock22(i);
+                ExecuteRdmsr(i);
                 break;
 
             case Mnemonic.Wrmsr:
@@ -315,12 +315,12 @@ internal sealed partial class X86Cpu
 
             case Mnemonic.Lgdt:
             case Mnemonic.Lidt:
-                ExecuteBlock23(i);
+                ExecuteLgdtFamily(i);
                 break;
 
             case Mnemonic.Sgdt:
             case Mnemonic.Sidt:
-                ExecuteBlock24(i);
+                ExecuteSgdtFamily(i);
                 break;
 
             case Mnemonic.Lldt:
@@ -337,7 +337,7 @@ internal sealed partial class X86Cpu
                 WriteOperand(i, 0, OperandSize(i, 0), Cr0 & SizeMask(OperandSize(i, 0)));
                 break;
             case Mnemonic.Lmsw:
-                ExecuteBlock25(i);
+                ExecuteLmsw(i);
                 break;
 
             case Mnemonic.Clts:
@@ -373,43 +373,37 @@ internal sealed partial class X86Cpu
         return memory.IsPacked() || memory is MemorySize.Float32 or MemorySize.Float64 && i.Mnemonic.ToString().EndsWith('s');
     }
 
-    // case Mnemonic.Cmp:
-    private void ExecuteBlock1(in Instruction i)
+    private void ExecuteCmp(in Instruction i)
     {
         int size = OperandSize(i, 0);
         Sub(ReadOperand(i, 0, size), ReadOperand(i, 1, size), 0, size);
     }
 
-    // case Mnemonic.Test:
-    private void ExecuteBlock2(in Instruction i)
+    private void ExecuteTest(in Instruction i)
     {
         int size = OperandSize(i, 0);
         Logic(ReadOperand(i, 0, size) & ReadOperand(i, 1, size), size);
     }
 
-    // case Mnemonic.Dec:
-    private void ExecuteBlock3(in Instruction i)
+    private void ExecuteIncFamily(in Instruction i)
     {
         int size = OperandSize(i, 0);
         WriteOperand(i, 0, size, IncDec(ReadOperand(i, 0, size), i.Mnemonic == Mnemonic.Dec, size));
     }
 
-    // case Mnemonic.Not:
-    private void ExecuteBlock4(in Instruction i)
+    private void ExecuteNot(in Instruction i)
     {
         int size = OperandSize(i, 0);
         WriteOperand(i, 0, size, ~ReadOperand(i, 0, size));
     }
 
-    // case Mnemonic.Neg:
-    private void ExecuteBlock5(in Instruction i)
+    private void ExecuteNeg(in Instruction i)
     {
         int size = OperandSize(i, 0);
         WriteOperand(i, 0, size, Sub(0, ReadOperand(i, 0, size), 0, size));
     }
 
-    // case Mnemonic.Movsx:
-    private void ExecuteBlock6(in Instruction i)
+    private void ExecuteMovzxMovsx(in Instruction i)
     {
         int sourceSize = OperandSize(i, 1);
         uint value = ReadOperand(i, 1, sourceSize);
@@ -421,8 +415,7 @@ internal sealed partial class X86Cpu
         WriteGpr(i.Op0Register, value);
     }
 
-    // case Mnemonic.Xchg:
-    private void ExecuteBlock7(in Instruction i)
+    private void ExecuteXchg(in Instruction i)
     {
         int size = OperandSize(i, 0);
         uint a = ReadOperand(i, 0, size);
@@ -431,8 +424,7 @@ internal sealed partial class X86Cpu
         WriteOperand(i, 1, size, a);
     }
 
-    // case Mnemonic.Xadd:
-    private void ExecuteBlock8(in Instruction i)
+    private void ExecuteXadd(in Instruction i)
     {
         int size = OperandSize(i, 0);
         uint destination = ReadOperand(i, 0, size);
@@ -442,8 +434,7 @@ internal sealed partial class X86Cpu
         WriteOperand(i, 0, size, sum);
     }
 
-    // case Mnemonic.Cmpxchg:
-    private void ExecuteBlock9(in Instruction i)
+    private void ExecuteCmpxchg(in Instruction i)
     {
         int size = OperandSize(i, 0);
         uint destination = ReadOperand(i, 0, size);
@@ -461,8 +452,7 @@ internal sealed partial class X86Cpu
         }
     }
 
-    // case Mnemonic.Cmpxchg8b:
-    private void ExecuteBlock10(in Instruction i)
+    private void ExecuteCmpxchg8b(in Instruction i)
     {
         uint low = ReadMem(_eaSegment, _eaOffset, 4);
         uint high = ReadMem(_eaSegment, _eaOffset + 4, 4);
@@ -482,8 +472,7 @@ internal sealed partial class X86Cpu
         }
     }
 
-    // case Mnemonic.Cmovns: case Mnemonic.Cmovo: case Mnemonic.Cmovp: case Mnemonic.Cmovs:
-    private void ExecuteBlock11(in Instruction i)
+    private void ExecuteCmovaFamily(in Instruction i)
     {
         int size = OperandSize(i, 0);
         uint value = ReadOperand(i, 1, size);
@@ -493,8 +482,7 @@ internal sealed partial class X86Cpu
         }
     }
 
-    // case Mnemonic.Popfd:
-    private void ExecuteBlock12(in Instruction i)
+    private void ExecutePopfFamily(in Instruction i)
     {
         int size = i.Mnemonic == Mnemonic.Popfd ? 4 : 2;
         if (Pop(size, out uint value))
@@ -503,8 +491,7 @@ internal sealed partial class X86Cpu
         }
     }
 
-    // case Mnemonic.Shl: case Mnemonic.Shr: case Mnemonic.Sal: case Mnemonic.Sar:
-    private void ExecuteBlock13(in Instruction i)
+    private void ExecuteRolFamily(in Instruction i)
     {
         int size = OperandSize(i, 0);
         uint count = i.OpCount > 1 ? ReadOperand(i, 1, 1) & 0xFF : 1;
@@ -522,16 +509,14 @@ internal sealed partial class X86Cpu
         WriteOperand(i, 0, size, Shift(operation, ReadOperand(i, 0, size), count, size));
     }
 
-    // case Mnemonic.Shrd:
-    private void ExecuteBlock14(in Instruction i)
+    private void ExecuteShldFamily(in Instruction i)
     {
         int size = OperandSize(i, 0);
         uint count = ReadOperand(i, 2, 1);
         WriteOperand(i, 0, size, DoubleShift(i.Mnemonic == Mnemonic.Shld, ReadOperand(i, 0, size), ReadOperand(i, 1, size), count, size));
     }
 
-    // case Mnemonic.Bsr:
-    private void ExecuteBlock15(in Instruction i)
+    private void ExecuteBsfFamily(in Instruction i)
     {
         int size = OperandSize(i, 0);
         uint source = ReadOperand(i, 1, size) & SizeMask(size);
@@ -548,8 +533,7 @@ internal sealed partial class X86Cpu
         }
     }
 
-    // case Mnemonic.Aam:
-    private void ExecuteBlock16(in Instruction i)
+    private void ExecuteAam(in Instruction i)
     {
         uint divisor = i.Immediate8;
         if (divisor == 0)
@@ -563,8 +547,7 @@ internal sealed partial class X86Cpu
         Logic(R[EAX] & 0xFF, 1);
     }
 
-    // case Mnemonic.Aad:
-    private void ExecuteBlock17(in Instruction i)
+    private void ExecuteAad(in Instruction i)
     {
         uint al = R[EAX] & 0xFF;
         uint ah = (R[EAX] >> 8) & 0xFF;
@@ -572,8 +555,7 @@ internal sealed partial class X86Cpu
         WriteGpr(Register.AX, result & 0xFF);
     }
 
-    // case Mnemonic.Leave:
-    private void ExecuteBlock18(in Instruction i)
+    private void ExecuteLeave(in Instruction i)
     {
         int size = i.Code == Code.Leaved ? 4 : 2;
         uint savedSp = R[ESP];
@@ -588,8 +570,7 @@ internal sealed partial class X86Cpu
         }
     }
 
-    // case Mnemonic.Bound:
-    private void ExecuteBlock19(in Instruction i)
+    private void ExecuteBound(in Instruction i)
     {
         int size = OperandSize(i, 0);
         int index = SignExtend(ReadGpr(i.Op0Register), size);
@@ -601,24 +582,21 @@ internal sealed partial class X86Cpu
         }
     }
 
-    // case Mnemonic.In:
-    private void ExecuteBlock20(in Instruction i)
+    private void ExecuteIn(in Instruction i)
     {
         int size = OperandSize(i, 0);
         ushort port = (ushort)(i.Op1Kind == OpKind.Register ? R[EDX] : i.Immediate8);
         WriteGpr(i.Op0Register, _io.In(port, size));
     }
 
-    // case Mnemonic.Out:
-    private void ExecuteBlock21(in Instruction i)
+    private void ExecuteOut(in Instruction i)
     {
         int size = OperandSize(i, 1);
         ushort port = (ushort)(i.Op0Kind == OpKind.Register ? R[EDX] : i.Immediate8);
         _io.Out(port, size, ReadGpr(i.Op1Register) & SizeMask(size));
     }
 
-    // case Mnemonic.Rdmsr:
-    private void ExecuteBlock22(in Instruction i)
+    private void ExecuteRdmsr(in Instruction i)
     {
         ulong value = _msrs.GetValueOrDefault(R[ECX]);
         if (R[ECX] == 0x10)
@@ -630,8 +608,7 @@ internal sealed partial class X86Cpu
         R[EDX] = (uint)(value >> 32);
     }
 
-    // case Mnemonic.Lidt:
-    private void ExecuteBlock23(in Instruction i)
+    private void ExecuteLgdtFamily(in Instruction i)
     {
         uint limit = ReadMem(_eaSegment, _eaOffset, 2);
         uint tableBase = ReadMem(_eaSegment, _eaOffset + 2, 4);
@@ -653,16 +630,14 @@ internal sealed partial class X86Cpu
         }
     }
 
-    // case Mnemonic.Sidt:
-    private void ExecuteBlock24(in Instruction i)
+    private void ExecuteSgdtFamily(in Instruction i)
     {
         bool global = i.Mnemonic == Mnemonic.Sgdt;
         WriteMem(_eaSegment, _eaOffset, 2, global ? GdtLimit : IdtLimit);
         WriteMem(_eaSegment, _eaOffset + 2, 4, global ? GdtBase : IdtBase);
     }
 
-    // case Mnemonic.Lmsw:
-    private void ExecuteBlock25(in Instruction i)
+    private void ExecuteLmsw(in Instruction i)
     {
         // LMSW sets PE but cannot clear it (SDM vol. 2, LMSW).
         uint value = ReadOperand(i, 0, 2) & 0xF;
