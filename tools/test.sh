@@ -18,7 +18,7 @@ fi
 
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
-dotnet test ImgTool.sln --nologo -v quiet --logger "trx" --results-directory "$results" "$@"
+dotnet test ImgTool.sln --nologo --logger "trx" --logger "console;verbosity=normal" --results-directory "$results" "$@"
 status=$?
 
 passed=0; failed=0

@@ -58,7 +58,10 @@ public sealed class BadInputTests : IDisposable
     {
         string source = _dir.File("s.raw");
         SparseFile(source, 1 << 20);
-        AssertOneLineError(await Imgtool("create", "-f", "vmdk9", _dir.File("x.img"), "1M"), "imgtool: unknown image format 'vmdk9' (known: raw)");
+        RunResult create = await Imgtool("create", "-f", "vmdk9", _dir.File("x.img"), "1M");
+        AssertOneLineError(create);
+        Assert.StartsWith("imgtool: unknown image format 'vmdk9' (known: ", create.Err, StringComparison.Ordinal);
+        Assert.Contains("raw)", create.Err, StringComparison.Ordinal);
         AssertOneLineError(await Imgtool("info", "-f", "vmdk9", source));
         AssertOneLineError(await Imgtool("convert", "-O", "vmdk9", source, _dir.File("y.img")));
         Assert.False(File.Exists(_dir.File("x.img")));

@@ -53,6 +53,19 @@ internal static class ImageLock
         }
     }
 
+    /// <summary>
+    /// Drops every lock byte at once. Closing the handle would too, but .NET defers the close while a
+    /// thread-pool I/O still holds a reference to the handle, and a reopen in that window would see
+    /// our own stale lock as another process's.
+    /// </summary>
+    public static void Release(SafeFileHandle handle)
+    {
+        if (!handle.IsClosed)
+        {
+            NativeFile.SetByteLock(handle, PermBase, locked: false, length: SharedBase + PermNames.Length - PermBase);
+        }
+    }
+
     private static ImageLockedException Conflict(string path, string lockName, bool write) =>
         new(write
             ? $"the image is in use by another process (failed to get {lockName} lock); close it there first"

@@ -205,6 +205,7 @@ public sealed class LinuxHostFile : IHostFile
 
     public void Dispose()
     {
+        ImageLock.Release(_handle);
         _handle.Dispose();
         _directRmw.Dispose();
     }

@@ -134,14 +134,14 @@ internal static unsafe class NativeFile
         }
     }
 
-    /// <summary>Takes (F_RDLCK) or releases (F_UNLCK) an OFD lock on one byte.</summary>
-    public static bool SetByteLock(SafeFileHandle handle, long offset, bool locked)
+    /// <summary>Takes (F_RDLCK) or releases (F_UNLCK) an OFD lock on a byte range.</summary>
+    public static bool SetByteLock(SafeFileHandle handle, long offset, bool locked, long length = 1)
     {
         flock fl = default;
         fl.l_type = (short)(locked ? LibC.F_RDLCK : LibC.F_UNLCK);
         fl.l_whence = (short)LibC.SEEK_SET;
         fl.l_start = offset;
-        fl.l_len = 1;
+        fl.l_len = length;
         return LibC.fcntl(Fd(handle), LibC.F_OFD_SETLK, &fl) == 0;
     }
 
