@@ -1,0 +1,119 @@
+using System.CommandLine;
+using System.Globalization;
+using ImgTool.Block.Errors;
+using ImgTool.Block.Options;
+using ImgTool.Cli.Rendering;
+using ImgTool.Machine;
+using ImgTool.Operations.Boot;
+
+namespace ImgTool.Cli.Commands;
+
+/// <summary>
+/// boot IMAGE [-f fmt] [--firmware PATH] [--memory 256M] [--timeout 120s] [--max-instructions N]
+/// [--expect REGEX]... [--serial-log FILE] [--writable]: exit 0 once every pattern appeared on COM1.
+/// </summary>
+internal static class BootCommand
+{
+    public static Command Build(CliContext context)
+    {
+        var format = CommonOptions.Format();
+        var firmware = new Option<string?>("--firmware") { Description = "BIOS image (default: SeaBIOS from Debian's 'seabios' package)", HelpName = "PATH" };
+        var memory = new Option<string>("--memory", "-m") { Description = "Guest RAM size", DefaultValueFactory = _ => "256M", HelpName = "size" };
+        var timeout = new Option<string>("--timeout") { Description = "Wall-clock limit (e.g. 120s, 5m)", DefaultValueFactory = _ => "120s", HelpName = "time" };
+        var maxInstructions = new Option<long>("--max-instructions") { Description = "Instruction budget", DefaultValueFactory = _ => BootOperation.DefaultMaxInstructions, HelpName = "N" };
+        var expect = new Option<string[]>("--expect") { Description = "Regular expression that must appear on COM1 (repeatable)", HelpName = "REGEX", AllowMultipleArgumentsPerToken = false };
+        var serialLog = new Option<string?>("--serial-log") { Description = "Write the COM1 transcript to this file", HelpName = "FILE" };
+        var writable = new Option<bool>("--writable") { Description = "Let the guest write to the image (default: a copy-on-write overlay keeps it unchanged)" };
+        var forceShare = CommonOptions.ForceShare();
+        var output = CommonOptions.Output();
+        var file = new Argument<string>("filename");
+        var command = new Command("boot", "Boot an image on the built-in x86 PC and check its serial output")
+        {
+            format, firmware, memory, timeout, maxInstructions, expect, serialLog, writable, forceShare, output, file,
+        };
+        command.SetAction(
+            context,
+            async (parse, cancellationToken) =>
+            {
+                var options = new BootOptions(
+                    parse.GetValue(file)!,
+                    parse.GetValue(format),
+                    parse.GetValue(firmware),
+                    SizeParser.Parse(parse.GetValue(memory)!, "memory size"),
+                    ParseTimeout(parse.GetValue(timeout)!),
+                    parse.GetValue(maxInstructions),
+                    parse.GetValue(expect) ?? [],
+                    parse.GetValue(writable),
+                    parse.GetValue(forceShare));
+                BootReport report = await new BootOperation(context.Opener).RunAsync(options, cancellationToken).ConfigureAwait(false);
+                if (parse.GetValue(serialLog) is { } log)
+                {
+                    await File.WriteAllTextAsync(log, report.Serial, cancellationToken).ConfigureAwait(false);
+                }
+
+                if (parse.IsJson(output))
+                {
+                    await context.Output.WriteLineAsync(Json(report)).ConfigureAwait(false);
+                }
+                else
+                {
+                    await context.Output.WriteAsync(Human(report)).ConfigureAwait(false);
+                }
+
+                return report.Success ? 0 : 1;
+            });
+        return command;
+    }
+
+    internal static TimeSpan ParseTimeout(string text)
+    {
+        string number = text.TrimEnd('s', 'm', 'h');
+        double scale = text.EndsWith('m') ? 60 : text.EndsWith('h') ? 3600 : 1;
+        if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) || value <= 0 || value * scale > 86400)
+        {
+            throw new InvalidOptionException($"invalid timeout '{text}': use seconds (120s), minutes (5m) or hours, up to a day");
+        }
+
+        return TimeSpan.FromSeconds(value * scale);
+    }
+
+    internal static string Human(BootReport report)
+    {
+        var text = new System.Text.StringBuilder();
+        if (!report.Success)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"boot failed: {report.Diagnosis}\n");
+            // Terminal escape sequences (SeaBIOS's sercon clears the screen) are dropped from the tail.
+            string plain = System.Text.RegularExpressions.Regex.Replace(report.Serial, "\u001b(\\[[0-9;?]*[A-Za-z]|c)", "");
+            string[] lines = plain.Replace("\r", "", StringComparison.Ordinal).Split('\n');
+            var tail = lines.TakeLast(10).Where(l => l.Length > 0).ToList();
+            if (tail.Count > 0)
+            {
+                text.Append("last output on COM1:\n");
+                foreach (string line in tail)
+                {
+                    text.Append("  ").Append(line).Append('\n');
+                }
+            }
+        }
+
+        text.Append(CultureInfo.InvariantCulture,
+            $"{report.Outcome}: {report.Instructions} instructions, {report.Mips:F1} MIPS, {report.VirtualSeconds:F3} s virtual, {report.WallSeconds:F3} s wall, {report.SectorsRead} sectors read\n");
+        return text.ToString();
+    }
+
+    private static string Json(BootReport report) => JsonText.Build(w =>
+    {
+        w.WriteStartObject();
+        w.WriteBoolean("success", report.Success);
+        w.WriteString("outcome", report.Outcome.ToString());
+        w.WriteString("diagnosis", report.Diagnosis);
+        w.WriteNumber("instructions", report.Instructions);
+        w.WriteNumber("mips", Math.Round(report.Mips, 2));
+        w.WriteNumber("virtual-seconds", Math.Round(report.VirtualSeconds, 6));
+        w.WriteNumber("wall-seconds", Math.Round(report.WallSeconds, 6));
+        w.WriteNumber("sectors-read", report.SectorsRead);
+        w.WriteString("serial", report.Serial);
+        w.WriteEndObject();
+    });
+}

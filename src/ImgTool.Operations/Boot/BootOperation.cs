@@ -1,0 +1,84 @@
+using System.Text.RegularExpressions;
+using ImgTool.Block.Devices;
+using ImgTool.Block.Errors;
+using ImgTool.Formats;
+using ImgTool.Machine;
+
+namespace ImgTool.Operations.Boot;
+
+/// <param name="Writable">--writable: let the guest write to the image (by default writes go to a copy-on-write overlay).</param>
+public sealed record BootOptions(
+    string FileName,
+    string? Format = null,
+    string? FirmwarePath = null,
+    long MemoryBytes = BootOperation.DefaultMemoryBytes,
+    TimeSpan? Timeout = null,
+    long MaxInstructions = BootOperation.DefaultMaxInstructions,
+    IReadOnlyList<string>? Expect = null,
+    bool Writable = false,
+    bool ForceShare = false);
+
+/// <summary>imgtool boot: boot an image on the emulated PC and watch COM1 for expected text.</summary>
+public sealed class BootOperation(ImageOpener opener)
+{
+    public const long DefaultMemoryBytes = 256L << 20;
+    public const long DefaultMaxInstructions = 20_000_000_000;
+    public const string DefaultFirmwarePath = "/usr/share/seabios/bios.bin";
+
+    public async ValueTask<BootReport> RunAsync(BootOptions options, CancellationToken cancellationToken = default)
+    {
+        byte[] firmware = LoadFirmware(options.FirmwarePath);
+        if (options.MemoryBytes is < 2L << 20 or > 3L << 30)
+        {
+            throw new InvalidOptionException($"memory size {options.MemoryBytes} is out of range: use 2M to 3G");
+        }
+
+        var patterns = new List<Regex>();
+        foreach (string expect in options.Expect ?? [])
+        {
+            try
+            {
+                patterns.Add(new Regex(expect, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)));
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidOptionException($"invalid --expect pattern '{expect}': {e.Message}");
+            }
+        }
+
+        var request = new ImageOpenRequest(options.Format, ReadOnly: !options.Writable, ForceShare: options.ForceShare);
+        await using IImage image = await opener.OpenAsync(options.FileName, request, cancellationToken).ConfigureAwait(false);
+        IBlockDevice disk = options.Writable ? image : new CopyOnWriteOverlay(image);
+        try
+        {
+            var settings = new BootSettings(firmware, (uint)options.MemoryBytes, patterns, options.MaxInstructions, options.Timeout ?? TimeSpan.FromSeconds(120));
+            return await Task.Run(() => BootRunner.Run(disk, settings, cancellationToken), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (!options.Writable)
+            {
+                await disk.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static byte[] LoadFirmware(string? path)
+    {
+        string file = path ?? DefaultFirmwarePath;
+        if (!File.Exists(file))
+        {
+            throw new InvalidOptionException(path is null
+                ? $"firmware {file} not found: install Debian's 'seabios' package or give --firmware PATH"
+                : $"firmware {file} not found");
+        }
+
+        var length = new FileInfo(file).Length;
+        if (length is 0 or > 16 << 20 || length % 0x10000 != 0)
+        {
+            throw new InvalidOptionException($"firmware {file} must be a multiple of 64 KiB up to 16 MiB, not {length} bytes", file);
+        }
+
+        return File.ReadAllBytes(file);
+    }
+}
