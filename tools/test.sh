@@ -8,9 +8,18 @@ need=()
 command -v qemu-img >/dev/null 2>&1 || need+=(qemu-utils)
 command -v qemu-io >/dev/null 2>&1 || need+=(qemu-utils)
 command -v chattr >/dev/null 2>&1 || need+=(e2fsprogs)
+# The boot tests: firmware, the fixture tools, and QEMU to compare transcripts with.
+[ -e /usr/share/seabios/bios.bin ] || need+=(seabios)
+command -v nasm >/dev/null 2>&1 || need+=(nasm)
+[ -e /usr/lib/syslinux/mbr/mbr.bin ] || need+=(syslinux-common)
+command -v syslinux >/dev/null 2>&1 || need+=(syslinux)
+command -v mcopy >/dev/null 2>&1 || need+=(mtools)
+command -v mkfs.fat >/dev/null 2>&1 || need+=(dosfstools)
+command -v sfdisk >/dev/null 2>&1 || need+=(fdisk)
+command -v qemu-system-i386 >/dev/null 2>&1 || need+=(qemu-system-x86)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || {
     echo "test.sh: could not install ${need[*]}; the interop tests need them" >&2
     exit 1
   }

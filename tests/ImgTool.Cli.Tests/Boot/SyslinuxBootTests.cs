@@ -24,6 +24,29 @@ public sealed partial class SyslinuxBootTests : IDisposable
         Assert.True(result.ExitCode == 0, result.ToString());
     }
 
+    public static TheoryData<string, string[]> ConvertedFormats => new()
+    {
+        { "qcow2", ["-O", "qcow2"] },
+        { "qcow2", ["-c", "-O", "qcow2"] },
+        { "vmdk", ["-c", "-O", "vmdk", "-o", "subformat=streamOptimized"] },
+        { "vpc", ["-O", "vpc"] },
+        { "vhdx", ["-O", "vhdx"] },
+    };
+
+    /// <summary>The fixture converted to each format still boots: the point of boot-testing a converted image.</summary>
+    [Theory]
+    [MemberData(nameof(ConvertedFormats))]
+    public async Task Converted_fixture_boots_in_every_format(string format, string[] convertArgs)
+    {
+        string image = await MakeFixtureAsync();
+        string converted = Path.Combine(_directory, $"converted.{format}");
+        RunResult convert = await Tools.Imgtool(["convert", "-f", "raw", .. convertArgs, image, converted]);
+        Assert.True(convert.ExitCode == 0, convert.ToString());
+
+        var result = await Tools.Imgtool("boot", "-f", format, converted, "--expect", "SYSLINUX", "--timeout", "240s");
+        Assert.True(result.ExitCode == 0, result.ToString());
+    }
+
     [Fact]
     public async Task Serial_transcript_matches_qemu_system_i386()
     {
