@@ -19,6 +19,10 @@ public abstract class FormatDriver
     /// <summary>Whether opened images implement <see cref="ICompressedWrites"/> (convert -c), given the create options.</summary>
     public virtual bool SupportsCompression(ImgTool.Block.Options.ImageOptions options) => false;
 
+    /// <summary>Whether images created with these options store every unit compressed (VMDK streamOptimized),
+    /// so convert compresses on all cores even without -c.</summary>
+    public virtual bool AlwaysCompresses(ImgTool.Block.Options.ImageOptions options) => false;
+
     /// <summary>How sure the driver is that the data is its format: 0 (no) to 100 (magic and header check out).</summary>
     public abstract int Probe(ProbeInput input);
 

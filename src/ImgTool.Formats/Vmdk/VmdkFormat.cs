@@ -29,6 +29,8 @@ public sealed class VmdkFormat : FormatDriver
     /// <summary>Only streamOptimized stores compressed grains; -c with any other subformat is refused, not ignored.</summary>
     public override bool SupportsCompression(ImageOptions options) => options.GetString("subformat") == VmdkCreate.StreamOptimized;
 
+    public override bool AlwaysCompresses(ImageOptions options) => SupportsCompression(options);
+
     /// <summary>QEMU's vmdk_probe: a sparse header magic, or a descriptor whose first non-comment line is version=1..3.</summary>
     public override int Probe(ProbeInput input)
     {

@@ -20,6 +20,12 @@ public sealed class ConvertOperation(ImageOpener opener)
         FormatDriver driver = opener.Registry.Get(preset?.ResolveFormat(options.TargetFormat) ?? options.TargetFormat ?? "raw");
         IReadOnlyList<string> optionStrings = options.TargetOptionStrings ?? [];
         ImageOptions targetOptions = ImageOptions.Parse(preset?.MergeOptions(optionStrings) ?? optionStrings);
+        // A format that compresses everything anyway (streamOptimized) gets the parallel compressed path without -c.
+        if (!options.Compress && !options.NoCreate && driver.AlwaysCompresses(targetOptions))
+        {
+            options = options with { Compress = true };
+        }
+
         if (options.Compress && !driver.SupportsCompression(targetOptions))
         {
             throw new UnsupportedFeatureException($"compression (-c) is not supported by format '{driver.Name}' with these options", options.Target);

@@ -1,7 +1,7 @@
-namespace ImgTool.Block.Tests;
+namespace ImgTool.TestSupport;
 
 /// <summary>A scratch folder on the real file system (sparse files, locks), removed afterwards.</summary>
-internal sealed class TempDir : IDisposable
+public sealed class TempDir : IDisposable
 {
     public TempDir()
     {
