@@ -235,16 +235,8 @@ internal sealed partial class Qcow2Image
     }
 
     /// <summary>Unallocated ranges read from the backing file; past its end (or without one) they read as zeros.</summary>
-    private async ValueTask ReadBackingAsync(long guestOffset, Memory<byte> part, CancellationToken cancellationToken)
-    {
-        long available = Backing is null ? 0 : Math.Clamp(Backing.SizeBytes - guestOffset, 0, part.Length);
-        if (available > 0)
-        {
-            await Backing!.ReadAsync(guestOffset, part[..(int)available], cancellationToken).ConfigureAwait(false);
-        }
-
-        part.Span[(int)available..].Clear();
-    }
+    private ValueTask ReadBackingAsync(long guestOffset, Memory<byte> part, CancellationToken cancellationToken) =>
+        BackingRead.ReadOrZeroAsync(Backing, guestOffset, part, cancellationToken);
 
     private async ValueTask ReadCompressedAsync(ulong descriptor, int offsetInCluster, Memory<byte> part, CancellationToken cancellationToken)
     {

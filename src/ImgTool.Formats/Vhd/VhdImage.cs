@@ -324,18 +324,8 @@ internal sealed partial class VhdImage : IImage, IBackingChain, ICheckable
     }
 
     /// <summary>What lies under this image: the parent's data (differencing) or zeros.</summary>
-    private async ValueTask ReadBelowAsync(long offsetBytes, Memory<byte> part, CancellationToken cancellationToken)
-    {
-        if (_backing is null || offsetBytes >= _backing.SizeBytes)
-        {
-            part.Span.Clear();
-            return;
-        }
-
-        int fromParent = (int)Math.Min(part.Length, _backing.SizeBytes - offsetBytes);
-        await _backing.ReadAsync(offsetBytes, part[..fromParent], cancellationToken).ConfigureAwait(false);
-        part.Span[fromParent..].Clear();
-    }
+    private ValueTask ReadBelowAsync(long offsetBytes, Memory<byte> part, CancellationToken cancellationToken) =>
+        BackingRead.ReadOrZeroAsync(_backing, offsetBytes, part, cancellationToken);
 
     private async ValueTask ReadByBitmapAsync(byte[] bitmap, long position, int inBlock, long dataOffset, Memory<byte> part, CancellationToken cancellationToken)
     {

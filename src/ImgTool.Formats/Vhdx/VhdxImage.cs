@@ -420,18 +420,8 @@ internal sealed class VhdxImage : IImage, IBackingChain, ICheckable
         }
     }
 
-    private async ValueTask ReadParentAsync(long offsetBytes, Memory<byte> buffer, CancellationToken cancellationToken)
-    {
-        if (Backing is null || offsetBytes >= Backing.SizeBytes)
-        {
-            buffer.Span.Clear();
-            return;
-        }
-
-        int inParent = (int)Math.Min(buffer.Length, Backing.SizeBytes - offsetBytes);
-        await Backing.ReadAsync(offsetBytes, buffer[..inParent], cancellationToken).ConfigureAwait(false);
-        buffer.Span[inParent..].Clear();
-    }
+    private ValueTask ReadParentAsync(long offsetBytes, Memory<byte> buffer, CancellationToken cancellationToken) =>
+        BackingRead.ReadOrZeroAsync(Backing, offsetBytes, buffer, cancellationToken);
 
     private async ValueTask<BlockStatus> BlockStatusAsync(long block, long inBlock, long length, CancellationToken cancellationToken)
     {

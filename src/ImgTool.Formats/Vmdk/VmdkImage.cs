@@ -265,18 +265,14 @@ internal class VmdkImage : IImage, IBackingChain, ICheckable
     }
 
     /// <summary>Reads what the parent holds at a virtual offset (zeros past its end or without a parent).</summary>
-    protected async ValueTask ReadBackingAsync(long offsetBytes, Memory<byte> buffer, CancellationToken cancellationToken)
+    protected ValueTask ReadBackingAsync(long offsetBytes, Memory<byte> buffer, CancellationToken cancellationToken)
     {
-        if (Backing is null || offsetBytes >= Backing.SizeBytes)
+        if (Backing is not null && offsetBytes < Backing.SizeBytes)
         {
-            buffer.Span.Clear();
-            return;
+            CheckParentCid();
         }
 
-        CheckParentCid();
-        int inParent = (int)Math.Min(buffer.Length, Backing.SizeBytes - offsetBytes);
-        await Backing.ReadAsync(offsetBytes, buffer[..inParent], cancellationToken).ConfigureAwait(false);
-        buffer.Span[inParent..].Clear();
+        return BackingRead.ReadOrZeroAsync(Backing, offsetBytes, buffer, cancellationToken);
     }
 
     /// <summary>As VMware and QEMU: on the first write after open the disk gets a new content ID, so deltas made
