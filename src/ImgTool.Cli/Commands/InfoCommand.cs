@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Text;
+using System.Text.Json;
+using ImgTool.Block.Devices;
 using ImgTool.Block.Options;
 using ImgTool.Cli.Rendering;
 using ImgTool.Operations.Info;
@@ -83,6 +85,11 @@ internal static class InfoCommand
                 text.Append("cleanly shut down: no\n");
             }
 
+            if (image.Snapshots is { } snapshots)
+            {
+                text.Append(SnapshotCommand.Human(snapshots, TimeZoneInfo.Local));
+            }
+
             if (image.FormatSpecific is { } specific)
             {
                 text.Append("Format specific information:\n");
@@ -103,6 +110,11 @@ internal static class InfoCommand
         foreach (ImageInfo image in asArray ? result.Images : result.Images.Take(1))
         {
             w.WriteStartObject();
+            if (image.Snapshots is { } snapshots)
+            {
+                WriteSnapshots(w, snapshots);
+            }
+
             w.WriteNumber("virtual-size", image.VirtualSizeBytes);
             w.WriteString("filename", image.FileName);
             w.WriteOptionalNumber("cluster-size", image.ClusterSizeBytes);
@@ -150,4 +162,26 @@ internal static class InfoCommand
             w.WriteEndArray();
         }
     });
+
+    /// <summary>qemu-img's "snapshots" array (QAPI SnapshotInfo), keys in the order qemu-img prints them.</summary>
+    private static void WriteSnapshots(Utf8JsonWriter w, IReadOnlyList<SnapshotInfo> snapshots)
+    {
+        w.WriteStartArray("snapshots");
+        foreach (SnapshotInfo s in snapshots)
+        {
+            w.WriteStartObject();
+            w.WriteOptionalNumber("icount", s.Icount);
+            w.WriteNumber("vm-clock-nsec", s.VmClockNanoseconds % 1_000_000_000);
+            w.WriteString("name", s.Name);
+            long ticks = (s.Date - DateTimeOffset.UnixEpoch).Ticks;
+            w.WriteNumber("date-sec", Math.DivRem(ticks, TimeSpan.TicksPerSecond, out long rest));
+            w.WriteNumber("date-nsec", rest * 100);
+            w.WriteNumber("vm-clock-sec", s.VmClockNanoseconds / 1_000_000_000);
+            w.WriteString("id", s.Id);
+            w.WriteNumber("vm-state-size", s.VmStateSizeBytes);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+    }
 }

@@ -21,7 +21,8 @@ public sealed record ImageInfo(
     string? FullBackingFileName,
     string? BackingFormat,
     string? FormatSpecificType,
-    InfoObject? FormatSpecific);
+    InfoObject? FormatSpecific,
+    IReadOnlyList<SnapshotInfo>? Snapshots = null);
 
 /// <summary>The image first, then with --backing-chain each backing image in order.</summary>
 /// <param name="PresetProblems">With --preset, what the platform would refuse in the (top) image; empty when it would take it.</param>
@@ -43,7 +44,7 @@ public sealed class InfoOperation(ImageOpener opener)
         IBlockDevice? layer = image;
         while (layer is IImage current)
         {
-            images.Add(Describe(current, fileName));
+            images.Add(await DescribeAsync(current, fileName, cancellationToken).ConfigureAwait(false));
             if (!options.BackingChain || current is not IBackingChain { Backing: { } backing, BackingFileName: { } name })
             {
                 break;
@@ -56,8 +57,11 @@ public sealed class InfoOperation(ImageOpener opener)
         return new InfoResult(images, preset?.Name, preset is null ? null : PresetCheck.Problems(preset, image));
     }
 
-    private static ImageInfo Describe(IImage image, string fileName)
+    private static async ValueTask<ImageInfo> DescribeAsync(IImage image, string fileName, CancellationToken cancellationToken)
     {
+        IReadOnlyList<SnapshotInfo>? snapshots = image is ISnapshots keeper
+            ? await keeper.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false)
+            : null;
         ImageDetails details = image.Details;
         var chain = image as IBackingChain;
         string? backingName = chain?.BackingFileName;
@@ -73,6 +77,7 @@ public sealed class InfoOperation(ImageOpener opener)
             backingName is null ? null : ImageOpener.ResolveBackingPath(fileName, backingName),
             chain?.BackingFormat,
             details.FormatSpecificType,
-            details.FormatSpecific);
+            details.FormatSpecific,
+            snapshots is { Count: > 0 } ? snapshots : null);
     }
 }

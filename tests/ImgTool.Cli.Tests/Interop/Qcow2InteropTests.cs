@@ -176,6 +176,10 @@ public sealed class Qcow2InteropTests : IDisposable
         RunResult ourList = await Imgtool("snapshot", "-l", image);
         Assert.Equal((await QemuImg("snapshot", "-l", image)).Out, ourList.Out);
 
+        // info lists them too, in text and JSON, as qemu-img does.
+        Assert.Equal((await QemuImg("info", image)).Out, (await Imgtool("info", image)).Out);
+        Assert.Equal((await QemuImg("info", "--output=json", image)).Out, (await Imgtool("info", "--output=json", image)).Out);
+
         // Revert with imgtool to the snapshot qemu-img made, and to our own.
         Assert.Equal(0, (await Imgtool("snapshot", "-a", "theirs", image)).ExitCode);
         Assert.Equal(0, (await QemuImg("compare", "-f", "raw", "-F", "qcow2", second, image)).ExitCode);
