@@ -80,7 +80,7 @@ internal sealed record Qcow2CreateSettings(
         }
 
         string preallocation = options.GetString("preallocation") ?? "off";
-        if (preallocation != "off" && hasBacking)
+        if (preallocation != "off" && hasBacking && !extended)
         {
             throw new InvalidOptionException("backing_file and preallocation can only be used at the same time if extended_l2 is on", fileName);
         }

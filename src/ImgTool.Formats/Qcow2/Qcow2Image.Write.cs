@@ -550,8 +550,9 @@ internal sealed partial class Qcow2Image
                 dataStart = dataStart < 0 ? host : dataStart;
                 for (long k = 0; k < count; k++)
                 {
-                    // Extended L2: the subclusters read as zeros until written (the file is sparse there).
-                    WriteL2Entry(tables[i].Table, k, (ulong)(host + (k * ClusterSize)) | Qcow2L2Entry.Copied, ExtendedL2 ? Qcow2L2Entry.AllSubclusters << Qcow2L2Entry.SubclusterZeroShift : 0);
+                    // Extended L2: the subclusters stay unallocated (as QEMU leaves them), so they read from the
+                    // backing file if there is one, else as zeros, until written.
+                    WriteL2Entry(tables[i].Table, k, (ulong)(host + (k * ClusterSize)) | Qcow2L2Entry.Copied, 0);
                 }
 
                 await WriteL2EntriesAsync(tables[i].Table, tables[i].Offset, 0, count, cancellationToken).ConfigureAwait(false);
