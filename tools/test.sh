@@ -8,6 +8,8 @@ need=()
 command -v qemu-img >/dev/null 2>&1 || need+=(qemu-utils)
 command -v qemu-io >/dev/null 2>&1 || need+=(qemu-utils)
 command -v chattr >/dev/null 2>&1 || need+=(e2fsprogs)
+# The real-world sample tests: their samples come bzip2-compressed (tools/fixtures/get-qemu-samples.sh).
+command -v bzip2 >/dev/null 2>&1 || need+=(bzip2)
 # The boot tests: firmware, the fixture tools, and QEMU to compare transcripts with.
 [ -e /usr/share/seabios/bios.bin ] || need+=(seabios)
 command -v nasm >/dev/null 2>&1 || need+=(nasm)
