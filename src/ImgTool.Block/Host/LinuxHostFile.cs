@@ -92,6 +92,8 @@ public sealed class LinuxHostFile : IHostFile
         }
     }
 
+    private const int InlineReadBytes = 64 * 1024;
+
     public ValueTask<int> ReadAsync(long offsetBytes, Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         try
@@ -99,6 +101,13 @@ public sealed class LinuxHostFile : IHostFile
             if (_cache == CacheMode.None)
             {
                 return ValueTask.FromResult(DirectRead(offsetBytes, buffer.Span));
+            }
+
+            // Small reads (metadata: headers, tables) are served inline: from the page cache they take
+            // microseconds, less than the hop to a thread-pool thread that an asynchronous read costs.
+            if (buffer.Length <= InlineReadBytes)
+            {
+                return ValueTask.FromResult(RandomAccess.Read(_handle, buffer.Span, offsetBytes));
             }
 
             return RandomAccess.ReadAsync(_handle, buffer, offsetBytes, cancellationToken);
