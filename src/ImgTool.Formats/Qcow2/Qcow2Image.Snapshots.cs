@@ -76,14 +76,10 @@ internal sealed partial class Qcow2Image : ISnapshots
             InvalidateDecompressed();
             (IReadOnlyList<Qcow2Snapshot> snapshots, _) = await Qcow2Snapshots.ReadAsync(HostFile, Header, cancellationToken).ConfigureAwait(false);
             Qcow2Snapshot snapshot = Find(snapshots, idOrName);
-            if (snapshot.DiskSizeBytes is { } size && (long)size != SizeBytes)
-            {
-                throw new UnsupportedFeatureException($"snapshot '{idOrName}' has a different disk size ({size} bytes); reverting to it is not supported yet", HostFile.Path);
-            }
-
             if (snapshot.L1Size > L1.Length)
             {
-                throw new UnsupportedFeatureException($"snapshot '{idOrName}' has a larger L1 table than the image; reverting to it is not supported yet", HostFile.Path);
+                // The image was shrunk after the snapshot: the active table must reach as far as the snapshot's.
+                await GrowL1Async(snapshot.L1Size, cancellationToken).ConfigureAwait(false);
             }
 
             long[] snapshotL1 = await ReadL1Async(HostFile, snapshot.L1TableOffset, snapshot.L1Size, cancellationToken).ConfigureAwait(false);
@@ -95,6 +91,12 @@ internal sealed partial class Qcow2Image : ISnapshots
             await HostFile.WriteAsync(Header.L1TableOffset, SerializeL1(L1), cancellationToken).ConfigureAwait(false);
             await UpdateTreeAsync(oldL1, -1, active: false, cancellationToken).ConfigureAwait(false);
             await UpdateTreeAsync(L1, 0, active: true, cancellationToken).ConfigureAwait(false);
+            if (snapshot.DiskSizeBytes is { } size && (long)size != SizeBytes)
+            {
+                // The disk was resized after the snapshot: it takes the snapshot's size back, as QEMU does.
+                Header = Header with { SizeBytes = (long)size };
+                await WriteHeaderAsync(cancellationToken).ConfigureAwait(false);
+            }
         }
         finally
         {
@@ -125,6 +127,26 @@ internal sealed partial class Qcow2Image : ISnapshots
         finally
         {
             _lock.Release();
+        }
+    }
+
+    /// <summary>Moves the active L1 table to new clusters with room for <paramref name="entries"/> entries:
+    /// the new table is written, then the header points to it, then the old clusters are freed.</summary>
+    private async ValueTask GrowL1Async(int entries, CancellationToken cancellationToken)
+    {
+        long[] grown = new long[entries];
+        Array.Copy(L1, grown, L1.Length);
+        long oldOffset = Header.L1TableOffset;
+        long oldClusters = ((L1.Length * 8L) + ClusterSize - 1) / ClusterSize;
+        long offset = await Refcounts.AllocateAsync(((entries * 8L) + ClusterSize - 1) / ClusterSize, cancellationToken).ConfigureAwait(false);
+        await HostFile.WriteAsync(offset, SerializeL1(grown), cancellationToken).ConfigureAwait(false);
+        await HostFile.FlushAsync(cancellationToken).ConfigureAwait(false);
+        Header = Header with { L1TableOffset = offset, L1Size = entries };
+        await WriteHeaderAsync(cancellationToken).ConfigureAwait(false);
+        L1 = grown;
+        for (long c = 0; c < oldClusters && oldOffset != 0; c++)
+        {
+            await Refcounts.AddAsync((oldOffset >> _clusterBits) + c, -1, cancellationToken).ConfigureAwait(false);
         }
     }
 

@@ -48,7 +48,7 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
 
     public Qcow2Header Header { get; private set; }
 
-    public long[] L1 { get; }
+    public long[] L1 { get; private set; }
 
     public Qcow2TableCache L2Cache { get; }
 

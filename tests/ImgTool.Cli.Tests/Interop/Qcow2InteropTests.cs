@@ -197,6 +197,65 @@ public sealed class Qcow2InteropTests : IDisposable
         Assert.NotEqual(0, (await Imgtool("snapshot", "-a", "ours", image)).ExitCode);
     }
 
+    [Theory]
+    [InlineData("8M", "64M", false)]
+    [InlineData("64M", "8M", true)]
+    public async Task Reverting_to_a_snapshot_taken_before_a_resize_restores_its_size_as_qemu_img_does(string before, string after, bool shrink)
+    {
+        string image = _dir.File("resized.qcow2");
+        Assert.Equal(0, (await QemuImg("create", "-f", "qcow2", "-o", "cluster_size=4k", image, before)).ExitCode);
+        await QemuIo(image, "write -P 1 0 1M", "write -P 3 6M 1M");
+        Assert.Equal(0, (await QemuImg("snapshot", "-c", "s1", image)).ExitCode);
+        Assert.Equal(0, (await QemuImg(shrink ? ["resize", "--shrink", image, after] : ["resize", image, after])).ExitCode);
+        await QemuIo(image, "write -P 2 1M 1M");
+        string theirs = _dir.File("theirs.qcow2");
+        File.Copy(image, theirs);
+
+        Assert.Equal(0, (await QemuImg("snapshot", "-a", "s1", theirs)).ExitCode);
+        RunResult apply = await Imgtool("snapshot", "-a", "s1", image);
+        Assert.True(apply.ExitCode == 0, apply.ToString());
+
+        Assert.Equal(0, (await QemuImg("compare", "-s", theirs, image)).ExitCode);
+        await AssertQemuCleanAsync(image);
+        Assert.Contains($"virtual size: {before[..^1]} MiB", (await QemuImg("info", image)).Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Reverting_to_a_snapshot_with_a_larger_L1_table_grows_the_active_one()
+    {
+        string image = _dir.File("grow.qcow2");
+        Assert.Equal(0, (await Imgtool("create", "-f", "qcow2", "-o", "cluster_size=4k", image, "64M")).ExitCode);
+        await QemuIo(image, "write -P 1 0 1M");
+        Assert.Equal(0, (await Imgtool("snapshot", "-c", "s1", image)).ExitCode);
+
+        // Make the active disk 8 MiB with a 4-entry L1 (as a resize that shrinks the table would leave it);
+        // entries 4 and up are empty, so the refcounts stay right.
+        await using (FileStream raw = File.OpenWrite(image))
+        {
+            byte[] field = new byte[8];
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(field, 8 * MiB);
+            raw.Position = 24;
+            raw.Write(field);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(field, 4);
+            raw.Position = 36;
+            raw.Write(field.AsSpan(0, 4));
+        }
+
+        await AssertQemuCleanAsync(image);
+        RunResult apply = await Imgtool("snapshot", "-a", "s1", image);
+        Assert.True(apply.ExitCode == 0, apply.ToString());
+        await AssertQemuCleanAsync(image);
+        Assert.Contains("virtual size: 64 MiB", (await QemuImg("info", image)).Out, StringComparison.Ordinal);
+        await QemuIo(image, "write -P 2 40M 1M");
+        string model = _dir.File("model.raw");
+        byte[] expected = new byte[64 * MiB];
+        expected.AsSpan(0, (int)MiB).Fill(1);
+        expected.AsSpan(40 * (int)MiB, (int)MiB).Fill(2);
+        await File.WriteAllBytesAsync(model, expected);
+        Assert.Equal(0, (await QemuImg("compare", "-f", "raw", "-F", "qcow2", model, image)).ExitCode);
+        await AssertQemuCleanAsync(image);
+    }
+
     [Fact]
     public async Task Bitmaps_are_listed_counted_and_marked_in_use_when_we_write()
     {
