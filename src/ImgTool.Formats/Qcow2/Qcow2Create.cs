@@ -203,7 +203,9 @@ internal static class Qcow2Create
 
         if (settings.Version >= 3)
         {
-            header = header.WithExtension(Qcow2HeaderExtension.FeatureNameTable, Qcow2Header.DefaultFeatureNameTable());
+            // The table is optional: like QEMU, leave it out when it does not fit in a small first cluster.
+            Qcow2Header withTable = header.WithExtension(Qcow2HeaderExtension.FeatureNameTable, Qcow2Header.DefaultFeatureNameTable());
+            header = withTable.SerializedLength <= clusterSize ? withTable : header;
         }
 
         byte[] first = new byte[clusterSize];
