@@ -16,7 +16,7 @@ internal sealed class CliContext(TextWriter output, TextWriter error, bool outpu
     public ImageOpener Opener { get; set; } = new(registry);
 
     /// <summary>--allow-outside-extents: a VMDK descriptor may name extent files outside its folder.</summary>
-    public Option<bool> AllowOutsideExtents { get; } = new("--allow-outside-extents") { Description = "Let a VMDK descriptor name extent files outside its own folder", Recursive = true };
+    public Option<bool> AllowOutsideExtents { get; } = new("--allow-outside-extents") { Description = "Let an image name files outside its own folder (VMDK extents, a qcow2 external data file)", Recursive = true };
 
     /// <summary>--debug: errors carry their stack trace.</summary>
     public Option<bool> Debug { get; } = new("--debug") { Description = "Print stack traces with errors", Recursive = true };

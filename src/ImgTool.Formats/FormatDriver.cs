@@ -70,10 +70,13 @@ public sealed record ImageOpenContext(
 /// image's folder; the driver disposes it. A failed create removes every file made this way too.</param>
 /// <param name="OpenRelatedFile">Opens an existing file named relative to the new image's folder, read-only and without
 /// locks (as qemu-img create reads a backing file); the driver disposes it.</param>
+/// <param name="AllowOutsideFiles">The user opted in to naming other files (a qcow2 data file) outside the image's folder,
+/// which later opens would otherwise refuse.</param>
 public sealed record ImageCreateRequest(
     long SizeBytes,
     ImageOptions Options,
     string? BackingFile = null,
     string? BackingFormat = null,
     Func<string, IHostFile>? CreateRelatedFile = null,
-    Func<string, IHostFile>? OpenRelatedFile = null);
+    Func<string, IHostFile>? OpenRelatedFile = null,
+    bool AllowOutsideFiles = false);

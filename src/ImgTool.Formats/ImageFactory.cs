@@ -8,7 +8,9 @@ public static class ImageFactory
 {
     /// <summary>Creates (or empties) the file at <paramref name="path"/> and writes a new image into it.
     /// On failure the file is removed, so no half-made image is left looking like a good one.</summary>
-    public static async ValueTask CreateAsync(string path, FormatDriver driver, ImageCreateRequest request, CancellationToken cancellationToken = default)
+    /// <returns>The other files the driver created for the image (VMDK extents, a qcow2 data file), as full paths,
+    /// for a caller that must remove the image again.</returns>
+    public static async ValueTask<IReadOnlyList<string>> CreateAsync(string path, FormatDriver driver, ImageCreateRequest request, CancellationToken cancellationToken = default)
     {
         request.Options.Validate(driver.CreateOptionSpecs, driver.Name);
         if (request.BackingFile is not null && !driver.SupportsBackingFile)
@@ -33,6 +35,8 @@ public static class ImageFactory
 
             throw;
         }
+
+        return related;
 
         IHostFile CreateRelated(string name)
         {

@@ -20,12 +20,17 @@ internal static class Tools
     }
 
     /// <summary>Runs qemu-img (or another qemu-utils tool). Missing tools fail the test: tools/test.sh installs them.</summary>
-    public static async Task<RunResult> Qemu(string tool, params string[] args)
+    public static Task<RunResult> Qemu(string tool, params string[] args) => QemuIn(null, tool, args);
+
+    /// <summary>Runs a qemu tool in <paramref name="workingDirectory"/>: qemu-img 7.2 resolves a relative qcow2 data file
+    /// name against its working directory, not the image's folder.</summary>
+    public static async Task<RunResult> QemuIn(string? workingDirectory, string tool, params string[] args)
     {
         var start = new ProcessStartInfo(tool, args)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
+            WorkingDirectory = workingDirectory ?? string.Empty,
         };
         Process process;
         try

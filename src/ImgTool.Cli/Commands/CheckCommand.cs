@@ -97,7 +97,7 @@ internal static class CheckCommand
         {
             double total = r.TotalClusters.Value;
             text.Append(CultureInfo.InvariantCulture,
-                $"{allocated}/{r.TotalClusters} = {allocated * 100.0 / total:0.00}% allocated, {(r.FragmentedClusters ?? 0) * 100.0 / allocated:0.00}% fragmented, {(r.CompressedClusters ?? 0) * 100.0 / allocated:0.00}% compressed clusters\n");
+                $"{allocated}/{r.TotalClusters} = {Percent(allocated * 100.0 / total)}% allocated, {Percent((r.FragmentedClusters ?? 0) * 100.0 / allocated)}% fragmented, {Percent((r.CompressedClusters ?? 0) * 100.0 / allocated)}% compressed clusters\n");
         }
 
         if (r.ImageEndOffset is > 0)
@@ -106,6 +106,9 @@ internal static class CheckCommand
         }
 
         return text.ToString();
+
+        // qemu-img prints with printf's %.2f, which rounds an exact tie (2/64 = 3.125) to even; .NET's "0.00" rounds it away from zero.
+        static string Percent(double value) => Math.Round(value, 2, MidpointRounding.ToEven).ToString("0.00", CultureInfo.InvariantCulture);
     }
 
     /// <summary>qemu-img's ImageCheck fields (zero counts left out, as qemu-img does), plus our findings.</summary>

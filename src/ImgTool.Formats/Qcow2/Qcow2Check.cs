@@ -10,6 +10,8 @@ namespace ImgTool.Formats.Qcow2;
 /// makes to each host cluster, compares them with the stored refcounts, checks OFLAG_COPIED and
 /// entry alignment, and repairs leaks (-r leaks) or everything it can (-r all, rebuilding the
 /// refcount structure when stored refcounts are too low, so that no live cluster is handed out).
+/// With an external data file, data clusters live there and are not refcounted (their refcount is
+/// implicitly one), so only the metadata in the image file is counted.
 /// </summary>
 internal sealed class Qcow2Check(Qcow2Image image)
 {
@@ -201,7 +203,7 @@ internal sealed class Qcow2Check(Qcow2Image image)
             ulong refcount;
             try
             {
-                refcount = await image.Refcounts.GetAsync(expectation.HostOffset / ClusterSize, cancellationToken).ConfigureAwait(false);
+                refcount = expectation.InDataFile ? 1 : await image.Refcounts.GetAsync(expectation.HostOffset / ClusterSize, cancellationToken).ConfigureAwait(false);
             }
             catch (ImageCorruptException)
             {
@@ -360,13 +362,15 @@ internal sealed class Qcow2Check(Qcow2Image image)
                     Corruption("L2 table", entryOffset, "subclusters are marked both allocated and zero");
                 }
 
-                if (offset == 0 && (bitmap & Qcow2L2Entry.AllSubclusters) != 0)
+                if (!image.HasHostCluster(entry) && (bitmap & Qcow2L2Entry.AllSubclusters) != 0)
                 {
                     Corruption("L2 table", entryOffset, "subclusters are allocated without a host cluster");
                 }
             }
 
-            if (offset == 0)
+            // No host cluster (QEMU's "unallocated" and "zero, plain"): nothing is referenced.
+            bool zeroPlain = !image.ExtendedL2 && offset == 0 && (entry & Qcow2L2Entry.Zero) != 0 && image.Header.Version >= 3;
+            if (!image.HasHostCluster(entry) || zeroPlain)
             {
                 continue;
             }
@@ -377,7 +381,12 @@ internal sealed class Qcow2Check(Qcow2Image image)
                 continue;
             }
 
-            Reference(offset, ClusterSize, "data cluster");
+            bool inDataFile = image.HasExternalDataFile;
+            if (!inDataFile)
+            {
+                Reference(offset, ClusterSize, "data cluster");
+            }
+
             if (active)
             {
                 _allocated++;
@@ -387,7 +396,7 @@ internal sealed class Qcow2Check(Qcow2Image image)
                 }
 
                 _nextContiguous = offset + ClusterSize;
-                _copied.Add(new CopiedExpectation(false, entryOffset, l1Index, j, offset, (entry & Qcow2L2Entry.Copied) != 0));
+                _copied.Add(new CopiedExpectation(false, entryOffset, l1Index, j, offset, (entry & Qcow2L2Entry.Copied) != 0, inDataFile));
             }
         }
     }
@@ -504,5 +513,6 @@ internal sealed class Qcow2Check(Qcow2Image image)
         await File.WriteAsync(fix.EntryOffset, raw, cancellationToken).ConfigureAwait(false);
     }
 
-    private sealed record CopiedExpectation(bool IsL1, long EntryOffset, long L1Index, long L2Index, long HostOffset, bool HasCopied);
+    /// <param name="InDataFile">A cluster in an external data file: not refcounted, its refcount is implicitly one.</param>
+    private sealed record CopiedExpectation(bool IsL1, long EntryOffset, long L1Index, long L2Index, long HostOffset, bool HasCopied, bool InDataFile = false);
 }

@@ -15,7 +15,9 @@ internal sealed record Qcow2CreateSettings(
     bool LazyRefcounts,
     bool ExtendedL2,
     Qcow2CompressionType CompressionType,
-    string Preallocation)
+    string Preallocation,
+    string? DataFile = null,
+    bool DataFileRaw = false)
 {
     public static Qcow2CreateSettings From(ImageOptions options, bool hasBacking, string? fileName)
     {
@@ -74,9 +76,21 @@ internal sealed record Qcow2CreateSettings(
             throw new InvalidOptionException("extended L2 entries are only supported with cluster sizes of at least 16 KB", fileName);
         }
 
-        if (options.GetString("data_file") is not null || options.GetBool("data_file_raw") is true)
+        string? dataFile = options.GetString("data_file");
+        bool dataFileRaw = options.GetBool("data_file_raw") ?? false;
+        if (dataFile is not null && version == 2)
         {
-            throw new UnsupportedFeatureException("qcow2 external data files are not supported yet", fileName);
+            throw new InvalidOptionException("external data files are only supported with compatibility level 1.1 and above (use compat=1.1 or greater)", fileName);
+        }
+
+        if (dataFileRaw && dataFile is null)
+        {
+            throw new InvalidOptionException("data-file-raw requires data-file", fileName);
+        }
+
+        if (dataFileRaw && hasBacking)
+        {
+            throw new InvalidOptionException("backing file and data-file-raw cannot be used at the same time", fileName);
         }
 
         string preallocation = options.GetString("preallocation") ?? "off";
@@ -85,13 +99,21 @@ internal sealed record Qcow2CreateSettings(
             throw new InvalidOptionException("backing_file and preallocation can only be used at the same time if extended_l2 is on", fileName);
         }
 
-        return new Qcow2CreateSettings(version, BitOperations.Log2((ulong)clusterSize), BitOperations.Log2((ulong)refcountBits), lazy, extended, type, preallocation);
+        if (dataFileRaw && preallocation == "off")
+        {
+            // As QEMU: a raw data file must read the same with or without the metadata, so every guest
+            // cluster is mapped (host = guest) from the start.
+            preallocation = "metadata";
+        }
+
+        return new Qcow2CreateSettings(version, BitOperations.Log2((ulong)clusterSize), BitOperations.Log2((ulong)refcountBits), lazy, extended, type, preallocation, dataFile, dataFileRaw);
     }
 }
 
 /// <summary>
 /// Writes a new, empty qcow2 image laid out as QEMU lays it out: header cluster, refcount table,
-/// refcount block(s), L1 table; every cluster of that metadata has refcount 1.
+/// refcount block(s), L1 table; every cluster of that metadata has refcount 1. With data_file, the
+/// external data file is created (or emptied, as qemu-img does) at the virtual size.
 /// </summary>
 internal static class Qcow2Create
 {
@@ -147,6 +169,11 @@ internal static class Qcow2Create
             incompatible |= Qcow2Incompatible.CompressionType;
         }
 
+        if (settings.DataFile is not null)
+        {
+            incompatible |= Qcow2Incompatible.ExternalDataFile;
+        }
+
         var header = new Qcow2Header
         {
             Version = settings.Version,
@@ -158,6 +185,7 @@ internal static class Qcow2Create
             RefcountTableClusters = (int)tableClusters,
             Incompatible = incompatible,
             Compatible = settings.LazyRefcounts ? Qcow2Compatible.LazyRefcounts : Qcow2Compatible.None,
+            Autoclear = settings.DataFileRaw ? Qcow2Autoclear.DataFileRaw : Qcow2Autoclear.None,
             RefcountOrder = settings.RefcountOrder,
             HeaderLength = settings.Version >= 3 ? Qcow2Header.V3Length : Qcow2Header.V2Length,
             CompressionType = settings.CompressionType,
@@ -168,9 +196,16 @@ internal static class Qcow2Create
             header = header.WithExtension(Qcow2HeaderExtension.BackingFormat, Encoding.UTF8.GetBytes(backingFormat));
         }
 
+        if (settings.DataFile is { } dataFileName)
+        {
+            header = header.WithExtension(Qcow2HeaderExtension.ExternalDataFile, Encoding.UTF8.GetBytes(dataFileName));
+        }
+
         if (settings.Version >= 3)
         {
-            header = header.WithExtension(Qcow2HeaderExtension.FeatureNameTable, Qcow2Header.DefaultFeatureNameTable());
+            // The table is optional: like QEMU, leave it out when it does not fit in a small first cluster.
+            Qcow2Header withTable = header.WithExtension(Qcow2HeaderExtension.FeatureNameTable, Qcow2Header.DefaultFeatureNameTable());
+            header = withTable.SerializedLength <= clusterSize ? withTable : header;
         }
 
         byte[] first = new byte[clusterSize];
@@ -202,22 +237,35 @@ internal static class Qcow2Create
 
         await file.WriteAsync(l1Offset, new byte[l1Clusters * clusterSize], cancellationToken).ConfigureAwait(false);
 
+        using IHostFile? dataFile = settings.DataFile is { } name ? CreateDataFile(file, name, request) : null;
+        dataFile?.SetLength(request.SizeBytes);
         if (settings.Preallocation != "off")
         {
-            await PreallocateAsync(file, settings, cancellationToken).ConfigureAwait(false);
+            await PreallocateAsync(file, dataFile, settings, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    /// <summary>preallocation=metadata|falloc|full: every guest cluster gets an L2 entry and a host cluster
-    /// (which reads as zeros); falloc and full then allocate the file space itself.</summary>
-    private static async ValueTask PreallocateAsync(IHostFile file, Qcow2CreateSettings settings, CancellationToken cancellationToken)
+    /// <summary>Creates (or empties, as qemu-img does) the external data file, sized to the disk by the caller.</summary>
+    private static IHostFile CreateDataFile(IHostFile file, string name, ImageCreateRequest request)
     {
-        Qcow2Image image = await Qcow2Image.OpenForCreateAsync(file, cancellationToken).ConfigureAwait(false);
+        Qcow2DataFile.CheckName(name, file.Path, request.AllowOutsideFiles);
+        Func<string, IHostFile> create = request.CreateRelatedFile
+            ?? throw new UnsupportedFeatureException($"the external data file '{name}' cannot be created here (no folder)", file.Path);
+        return create(name);
+    }
+
+    /// <summary>preallocation=metadata|falloc|full: every guest cluster gets an L2 entry and a host cluster
+    /// (which reads as zeros); falloc and full then allocate the file space itself (in the external data
+    /// file when there is one).</summary>
+    private static async ValueTask PreallocateAsync(IHostFile file, IHostFile? dataFile, Qcow2CreateSettings settings, CancellationToken cancellationToken)
+    {
+        Qcow2Image image = await Qcow2Image.OpenForCreateAsync(file, dataFile, cancellationToken).ConfigureAwait(false);
         long dataStart = await image.PreallocateMetadataAsync(cancellationToken).ConfigureAwait(false);
-        long end = file.Length;
+        IHostFile data = dataFile ?? file;
+        long end = data.Length;
         if (settings.Preallocation is "falloc" or "full")
         {
-            file.Preallocate(dataStart, end - dataStart, writeZeros: settings.Preallocation == "full");
+            data.Preallocate(dataStart, end - dataStart, writeZeros: settings.Preallocation == "full");
         }
     }
 }

@@ -35,7 +35,8 @@ public sealed class Qcow2Format : FormatDriver
         new("size", ImageOptionKind.Size, "Virtual disk size"),
     ];
 
-    public override bool SupportsCompression(ImageOptions options) => true;
+    /// <summary>Compressed clusters cannot live in an external data file (the spec forbids them there).</summary>
+    public override bool SupportsCompression(ImageOptions options) => options.GetString("data_file") is null;
 
     /// <summary>The magic "QFI\xfb" is enough, as in QEMU: a qcow2 file of a version we do not know must
     /// be refused as such, not opened as raw.</summary>

@@ -368,6 +368,13 @@ internal sealed record Qcow2Header
         return string.Join(", ", names);
     }
 
+    /// <summary>The bytes <see cref="Write"/> uses: header, extensions with padding, the end marker, the backing file name.</summary>
+    public int SerializedLength =>
+        (Version >= 3 ? Math.Max(HeaderLength, V3Length) : V2Length)
+        + Extensions.Sum(e => 8 + ((e.Data.Length + 7) & ~7))
+        + 8
+        + (BackingFileName is { } backing ? Encoding.UTF8.GetByteCount(backing) : 0);
+
     /// <summary>Serializes header, extensions and backing file name into the start of the first cluster.</summary>
     /// <returns>The number of bytes used.</returns>
     public int Write(Span<byte> cluster)

@@ -14,8 +14,16 @@ internal enum Qcow2ExtentKind
     Compressed,
 }
 
-/// <summary>A run of guest bytes with one meaning: where Data lives (HostOffset) or the compressed descriptor.</summary>
-internal readonly record struct Qcow2Extent(Qcow2ExtentKind Kind, long LengthBytes, long HostOffset, ulong Descriptor);
+/// <summary>A run of guest bytes with one meaning: where Data lives (HostOffset) or the compressed descriptor.
+/// Zero and Unallocated runs have a HostOffset too when their cluster has a host cluster (QEMU's "zero, allocated"
+/// and, with extended L2, "unallocated, allocated"), which QEMU's block status reports; -1 otherwise.</summary>
+internal readonly record struct Qcow2Extent(Qcow2ExtentKind Kind, long LengthBytes, long HostOffset, ulong Descriptor)
+{
+    /// <summary>Whether <paramref name="next"/>, starting <paramref name="distance"/> bytes after this run, continues it.</summary>
+    public bool IsContinuedBy(Qcow2Extent next, long distance) =>
+        next.Kind == Kind
+        && (HostOffset < 0 ? next.HostOffset < 0 : next.HostOffset == HostOffset + distance);
+}
 
 /// <summary>Mapping lookups and the read path.</summary>
 internal sealed partial class Qcow2Image
@@ -37,6 +45,12 @@ internal sealed partial class Qcow2Image
             BinaryPrimitives.WriteUInt64BigEndian(table.AsSpan(at + 8), bitmap);
         }
     }
+
+    /// <summary>Whether a standard (not compressed) L2 entry names a host cluster. Offset 0 normally means it
+    /// does not, but with an external data file guest cluster 0 lives at host offset 0; the spec tells the two
+    /// apart by bit 63, which every allocated cluster there has (its refcount is implicitly one).</summary>
+    public bool HasHostCluster(ulong entry) =>
+        (entry & Qcow2L2Entry.OffsetMask) != 0 || (HasExternalDataFile && (entry & Qcow2L2Entry.Copied) != 0);
 
     /// <summary>The L2 table for an L1 index, or null when unallocated. Caller holds the lock.</summary>
     private async ValueTask<byte[]?> GetL2Async(long l1Index, CancellationToken cancellationToken)
@@ -85,8 +99,7 @@ internal sealed partial class Qcow2Image
         while (position < end)
         {
             Qcow2Extent next = Classify(table, position, out long nextEnd);
-            if (next.Kind != first.Kind
-                || (first.Kind == Qcow2ExtentKind.Data && next.HostOffset != first.HostOffset + (position - offsetBytes)))
+            if (!first.IsContinuedBy(next, position - offsetBytes))
             {
                 break;
             }
@@ -107,11 +120,17 @@ internal sealed partial class Qcow2Image
         granuleEnd = clusterStart + ClusterSize;
         if ((entry & Qcow2L2Entry.Compressed) != 0)
         {
+            if (HasExternalDataFile)
+            {
+                throw new ImageCorruptException($"cluster at guest offset {clusterStart} is compressed, which an image with an external data file cannot have", "L2 table", clusterStart, HostFile.Path);
+            }
+
             return new Qcow2Extent(Qcow2ExtentKind.Compressed, 0, -1, entry);
         }
 
         long host = (long)(entry & Qcow2L2Entry.OffsetMask);
-        if (host != 0 && (host & (ClusterSize - 1)) != 0)
+        bool hasHost = HasHostCluster(entry);
+        if ((host & (ClusterSize - 1)) != 0)
         {
             throw new ImageCorruptException($"cluster at guest offset {clusterStart} maps to unaligned host offset {host}", "L2 table", clusterStart, HostFile.Path);
         }
@@ -122,7 +141,7 @@ internal sealed partial class Qcow2Image
             granuleEnd = clusterStart + ((sub + 1) * SubclusterSize);
             if ((bitmap & (1UL << (int)sub)) != 0)
             {
-                if (host == 0)
+                if (!hasHost)
                 {
                     throw new ImageCorruptException($"subcluster at guest offset {offsetBytes} is allocated without a host cluster", "L2 table", clusterStart, HostFile.Path);
                 }
@@ -130,17 +149,19 @@ internal sealed partial class Qcow2Image
                 return new Qcow2Extent(Qcow2ExtentKind.Data, 0, host + inCluster, 0);
             }
 
+            long where = hasHost ? host + inCluster : -1;
             return (bitmap & (1UL << (int)(sub + Qcow2L2Entry.SubclusterZeroShift))) != 0
-                ? new Qcow2Extent(Qcow2ExtentKind.Zero, 0, -1, 0)
-                : new Qcow2Extent(Qcow2ExtentKind.Unallocated, 0, -1, 0);
+                ? new Qcow2Extent(Qcow2ExtentKind.Zero, 0, where, 0)
+                : new Qcow2Extent(Qcow2ExtentKind.Unallocated, 0, where, 0);
         }
 
         if ((entry & Qcow2L2Entry.Zero) != 0 && Header.Version >= 3)
         {
-            return new Qcow2Extent(Qcow2ExtentKind.Zero, 0, -1, 0);
+            // QEMU: a zero cluster with host offset 0 is "zero, plain" even with an external data file.
+            return new Qcow2Extent(Qcow2ExtentKind.Zero, 0, host != 0 ? host + inCluster : -1, 0);
         }
 
-        return host != 0
+        return hasHost
             ? new Qcow2Extent(Qcow2ExtentKind.Data, 0, host + inCluster, 0)
             : new Qcow2Extent(Qcow2ExtentKind.Unallocated, 0, -1, 0);
     }
@@ -158,8 +179,7 @@ internal sealed partial class Qcow2Image
                 // Join runs across L2 tables, so a large query does not stop at every table.
                 long next = offsetBytes + extent.LengthBytes;
                 Qcow2Extent more = await ResolveAsync(next, lengthBytes - extent.LengthBytes, cancellationToken).ConfigureAwait(false);
-                if (more.Kind != extent.Kind
-                    || (extent.Kind == Qcow2ExtentKind.Data && more.HostOffset != extent.HostOffset + extent.LengthBytes))
+                if (!extent.IsContinuedBy(more, extent.LengthBytes))
                 {
                     break;
                 }
@@ -172,12 +192,13 @@ internal sealed partial class Qcow2Image
             _lock.Release();
         }
 
+        string? hostFileName = DataFile == HostFile || extent.HostOffset < 0 ? null : DataFile.Path;
         return extent.Kind switch
         {
-            Qcow2ExtentKind.Data => new BlockStatus(BlockStatusKind.Data, extent.LengthBytes, extent.HostOffset),
+            Qcow2ExtentKind.Data => new BlockStatus(BlockStatusKind.Data, extent.LengthBytes, extent.HostOffset, HostFileName: hostFileName),
             Qcow2ExtentKind.Compressed => new BlockStatus(BlockStatusKind.Data, extent.LengthBytes),
-            Qcow2ExtentKind.Zero => new BlockStatus(BlockStatusKind.Zero, extent.LengthBytes),
-            _ => new BlockStatus(BlockStatusKind.Unallocated, extent.LengthBytes, Allocated: false),
+            Qcow2ExtentKind.Zero => new BlockStatus(BlockStatusKind.Zero, extent.LengthBytes, extent.HostOffset, HostFileName: hostFileName),
+            _ => new BlockStatus(BlockStatusKind.Unallocated, extent.LengthBytes, extent.HostOffset, Allocated: false, HostFileName: hostFileName),
         };
     }
 
@@ -220,7 +241,7 @@ internal sealed partial class Qcow2Image
         switch (extent.Kind)
         {
             case Qcow2ExtentKind.Data:
-                await HostFile.ReadZeroFilledAsync(extent.HostOffset, part, cancellationToken).ConfigureAwait(false);
+                await DataFile.ReadZeroFilledAsync(extent.HostOffset, part, cancellationToken).ConfigureAwait(false);
                 break;
             case Qcow2ExtentKind.Zero:
                 part.Span.Clear();

@@ -25,8 +25,19 @@ internal sealed partial class Qcow2Image : ISnapshots
             s.Icount is { } icount && icount != ulong.MaxValue ? (long)icount : null))];
     }
 
+    /// <summary>The spec: with an external data file "neither compressed clusters nor internal snapshots are
+    /// supported" (data clusters have no refcounts, so nothing could be shared between snapshots).</summary>
+    private void RefuseWithExternalDataFile()
+    {
+        if (HasExternalDataFile)
+        {
+            throw new UnsupportedFeatureException("internal snapshots are not supported in an image with an external data file", HostFile.Path);
+        }
+    }
+
     public async ValueTask CreateSnapshotAsync(string name, DateTimeOffset date, CancellationToken cancellationToken = default)
     {
+        RefuseWithExternalDataFile();
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -69,6 +80,7 @@ internal sealed partial class Qcow2Image : ISnapshots
 
     public async ValueTask ApplySnapshotAsync(string idOrName, CancellationToken cancellationToken = default)
     {
+        RefuseWithExternalDataFile();
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -106,6 +118,7 @@ internal sealed partial class Qcow2Image : ISnapshots
 
     public async ValueTask DeleteSnapshotAsync(string idOrName, CancellationToken cancellationToken = default)
     {
+        RefuseWithExternalDataFile();
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {

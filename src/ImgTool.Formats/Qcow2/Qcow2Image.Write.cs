@@ -35,7 +35,7 @@ internal sealed partial class Qcow2Image
 
     private bool IsWritableInPlace(ulong entry, ulong bitmap, long firstSub, long lastSub)
     {
-        if ((entry & (Qcow2L2Entry.Copied | Qcow2L2Entry.Compressed)) != Qcow2L2Entry.Copied || (entry & Qcow2L2Entry.OffsetMask) == 0)
+        if ((entry & (Qcow2L2Entry.Copied | Qcow2L2Entry.Compressed)) != Qcow2L2Entry.Copied || !HasHostCluster(entry))
         {
             return false;
         }
@@ -88,7 +88,7 @@ internal sealed partial class Qcow2Image
                     runEnd = nextEnd;
                 }
 
-                await HostFile.WriteAsync(host, source[..(int)(runEnd - position)], cancellationToken).ConfigureAwait(false);
+                await WriteDataAsync(host, source[..(int)(runEnd - position)], cancellationToken).ConfigureAwait(false);
                 position = runEnd;
                 continue;
             }
@@ -108,8 +108,8 @@ internal sealed partial class Qcow2Image
                     count++;
                 }
 
-                long host = await Refcounts.AllocateAsync(count, cancellationToken).ConfigureAwait(false);
-                await HostFile.WriteAsync(host, source[..(int)(count * ClusterSize)], cancellationToken).ConfigureAwait(false);
+                long host = await AllocateDataClustersAsync(clusterStart, count, cancellationToken).ConfigureAwait(false);
+                await WriteDataAsync(host, source[..(int)(count * ClusterSize)], cancellationToken).ConfigureAwait(false);
                 ulong[] old = ArrayPool<ulong>.Shared.Rent((int)count);
                 try
                 {
@@ -148,13 +148,14 @@ internal sealed partial class Qcow2Image
         (ulong entry, ulong bitmap) = ReadL2Entry(table, index);
         long oldHost = (long)(entry & Qcow2L2Entry.OffsetMask);
         bool compressed = (entry & Qcow2L2Entry.Compressed) != 0;
-        bool ownedNormal = !compressed && oldHost != 0 && (entry & Qcow2L2Entry.Copied) != 0;
+        bool hasHost = !compressed && HasHostCluster(entry);
+        bool ownedNormal = hasHost && (entry & Qcow2L2Entry.Copied) != 0;
         byte[] cluster = ArrayPool<byte>.Shared.Rent((int)ClusterSize);
         try
         {
             ulong newEntry;
             ulong newBitmap = 0;
-            if (ExtendedL2 && !compressed && (oldHost == 0 || ownedNormal))
+            if (ExtendedL2 && !compressed && (!hasHost || ownedNormal))
             {
                 // Only the subclusters this write touches change; partly written ones are completed from
                 // what they read as now (zeros or the backing file).
@@ -165,8 +166,8 @@ internal sealed partial class Qcow2Image
                 Memory<byte> span = cluster.AsMemory(0, spanLength);
                 await ReadLockedClippedAsync(clusterStart + spanStart, span, cancellationToken).ConfigureAwait(false);
                 source[..(int)(end - start)].CopyTo(span[(int)(start - clusterStart - spanStart)..]);
-                long host = ownedNormal ? oldHost : await Refcounts.AllocateAsync(1, cancellationToken).ConfigureAwait(false);
-                await HostFile.WriteAsync(host + spanStart, span, cancellationToken).ConfigureAwait(false);
+                long host = ownedNormal ? oldHost : await AllocateDataClustersAsync(clusterStart, 1, cancellationToken).ConfigureAwait(false);
+                await WriteDataAsync(host + spanStart, span, cancellationToken).ConfigureAwait(false);
                 ulong touched = SubclusterMask(firstSub, lastSub);
                 newBitmap = (bitmap | touched) & ~(touched << Qcow2L2Entry.SubclusterZeroShift);
                 newEntry = (ulong)host | Qcow2L2Entry.Copied;
@@ -183,8 +184,8 @@ internal sealed partial class Qcow2Image
                 source[..(int)(end - start)].CopyTo(whole[(int)(start - clusterStart)..]);
                 long host = ownedNormal && !ExtendedL2 && (entry & Qcow2L2Entry.Zero) != 0
                     ? oldHost // a preallocated zero cluster we own: reuse it
-                    : await Refcounts.AllocateAsync(1, cancellationToken).ConfigureAwait(false);
-                await HostFile.WriteAsync(host, whole, cancellationToken).ConfigureAwait(false);
+                    : await AllocateDataClustersAsync(clusterStart, 1, cancellationToken).ConfigureAwait(false);
+                await WriteDataAsync(host, whole, cancellationToken).ConfigureAwait(false);
                 newEntry = (ulong)host | Qcow2L2Entry.Copied;
                 newBitmap = ExtendedL2 ? Qcow2L2Entry.AllSubclusters : 0;
             }
@@ -267,10 +268,34 @@ internal sealed partial class Qcow2Image
         return HostFile.WriteAsync(l2Offset + start, table.AsMemory(start, (int)(count * _l2EntryBytes)), cancellationToken);
     }
 
+    /// <summary>Writes guest data at a host offset. An external data file is a raw image of the disk (host = guest,
+    /// sized to the disk as QEMU creates it), so what lies past the virtual size is not written there.</summary>
+    private ValueTask WriteDataAsync(long host, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        if (HasExternalDataFile && host + data.Length > SizeBytes)
+        {
+            data = data[..(int)Math.Clamp(SizeBytes - host, 0, data.Length)];
+        }
+
+        return DataFile.WriteAsync(host, data, cancellationToken);
+    }
+
+    /// <summary>Host clusters for new guest data: from the refcounts, or with an external data file the guest
+    /// cluster's own offset (the spec's fixed host = guest mapping, which is not refcounted).</summary>
+    private ValueTask<long> AllocateDataClustersAsync(long guestClusterOffset, long count, CancellationToken cancellationToken) =>
+        HasExternalDataFile ? ValueTask.FromResult(guestClusterOffset) : Refcounts.AllocateAsync(count, cancellationToken);
+
     /// <summary>Drops the reference an L2 entry held: one per host cluster for standard clusters, one per host
     /// cluster the compressed data touches for compressed ones (as QEMU's qcow2_free_any_cluster).</summary>
     private async ValueTask FreeEntryAsync(ulong entry, CancellationToken cancellationToken)
     {
+        if (HasExternalDataFile)
+        {
+            // Clusters in an external data file are not refcounted, and a rewritten guest cluster keeps its
+            // host cluster (host = guest), so there is nothing to drop here.
+            return;
+        }
+
         if ((entry & Qcow2L2Entry.Compressed) != 0)
         {
             long host = Qcow2L2Entry.CompressedHostOffset(entry, _clusterBits) & ~511L;
@@ -372,7 +397,14 @@ internal sealed partial class Qcow2Image
         (ulong entry, ulong bitmap) = existing is null ? (0UL, 0UL) : ReadL2Entry(existing, index);
         ulong newEntry;
         ulong newBitmap = 0;
-        if (Backing is null || (discard && Header.Version < 3))
+        if (DataFileIsRaw)
+        {
+            // The data file must read as the disk does: keep the host = guest mapping with QEMU's "zero,
+            // allocated" entry, and zero the cluster in the data file itself.
+            newEntry = (ulong)clusterStart | Qcow2L2Entry.Copied | (ExtendedL2 ? 0 : Qcow2L2Entry.Zero);
+            newBitmap = ExtendedL2 ? Qcow2L2Entry.AllSubclusters << Qcow2L2Entry.SubclusterZeroShift : 0;
+        }
+        else if (Backing is null || (discard && Header.Version < 3))
         {
             // Unallocated reads as zeros when there is no backing file. A v2 image with a backing file
             // cannot say "zero" in its tables; discard may then let the backing data show through.
@@ -398,11 +430,29 @@ internal sealed partial class Qcow2Image
             return;
         }
 
+        long length = Math.Min(ClusterSize, SizeBytes - clusterStart);
+        if (DataFileIsRaw)
+        {
+            if (discard)
+            {
+                DataFile.PunchHole(clusterStart, length);
+            }
+            else
+            {
+                DataFile.ZeroRange(clusterStart, length);
+            }
+        }
+
         (byte[] table, long l2Offset) = await GetL2ForWriteAsync(l1Index, cancellationToken).ConfigureAwait(false);
         (entry, _) = ReadL2Entry(table, index);
         WriteL2Entry(table, index, newEntry, newBitmap);
         await WriteL2EntriesAsync(table, l2Offset, index, 1, cancellationToken).ConfigureAwait(false);
         await FreeEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+        if (HasExternalDataFile && !DataFileIsRaw && (entry & Qcow2L2Entry.Compressed) == 0 && HasHostCluster(entry) && !HasHostCluster(newEntry))
+        {
+            // The mapping is gone; give the space back in the data file, as QEMU passes the discard down to it.
+            DataFile.PunchHole((long)(entry & Qcow2L2Entry.OffsetMask), length);
+        }
     }
 
     private async ValueTask<bool> ReadsAsZeroAsync(long offsetBytes, long lengthBytes, CancellationToken cancellationToken)
@@ -434,6 +484,11 @@ internal sealed partial class Qcow2Image
         if ((offsetBytes & (ClusterSize - 1)) != 0)
         {
             throw new ArgumentException("compressed writes must start at a cluster boundary", nameof(offsetBytes));
+        }
+
+        if (HasExternalDataFile)
+        {
+            throw new UnsupportedFeatureException("compressed clusters are not allowed in an image with an external data file", HostFile.Path);
         }
 
         if (!isCompressed)
@@ -523,7 +578,8 @@ internal sealed partial class Qcow2Image
         }
     }
 
-    /// <summary>Gives every guest cluster a host cluster (preallocation=metadata); returns where data starts.</summary>
+    /// <summary>Gives every guest cluster a host cluster (preallocation=metadata); returns where data starts in
+    /// <see cref="DataFile"/>.</summary>
     public async ValueTask<long> PreallocateMetadataAsync(CancellationToken cancellationToken)
     {
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -546,7 +602,7 @@ internal sealed partial class Qcow2Image
                     break;
                 }
 
-                long host = await Refcounts.AllocateAsync(count, cancellationToken).ConfigureAwait(false);
+                long host = await AllocateDataClustersAsync(i * L2Entries * ClusterSize, count, cancellationToken).ConfigureAwait(false);
                 dataStart = dataStart < 0 ? host : dataStart;
                 for (long k = 0; k < count; k++)
                 {
@@ -559,12 +615,13 @@ internal sealed partial class Qcow2Image
                 end = host + (count * ClusterSize);
             }
 
-            if (end > HostFile.Length)
+            end = HasExternalDataFile ? SizeBytes : end;
+            if (end > DataFile.Length)
             {
-                HostFile.SetLength(end);
+                DataFile.SetLength(end);
             }
 
-            return dataStart < 0 ? HostFile.Length : dataStart;
+            return dataStart < 0 ? DataFile.Length : dataStart;
         }
         finally
         {

@@ -10,8 +10,9 @@ namespace ImgTool.Formats.Qcow2;
 /// <summary>
 /// An open qcow2 image: the guest-to-host mapping through L1/L2 tables, copy-on-write of partial
 /// clusters from the backing chain, allocation with refcounts, zero clusters, compressed clusters
-/// and extended L2 entries (subclusters). Metadata changes are serialized by one lock (QEMU
-/// serializes allocation with its s->lock); reads of allocated data run outside it.
+/// and extended L2 entries (subclusters), with guest data in the image file or in an external data
+/// file. Metadata changes are serialized by one lock (QEMU serializes allocation with its s->lock);
+/// reads of allocated data run outside it.
 /// </summary>
 internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, ICompressedWrites
 {
@@ -25,11 +26,14 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
     private ulong _decompressedDescriptor;
     private bool _decompressedValid;
     private long _compressedCursor;
+    private readonly bool _ownsDataFile;
     private bool _headerFixed;
 
-    private Qcow2Image(IHostFile file, Qcow2Header header, long[] l1, long[] refcountTable, IImage? backing, bool readOnly)
+    private Qcow2Image(IHostFile file, IHostFile dataFile, bool ownsDataFile, Qcow2Header header, long[] l1, long[] refcountTable, IImage? backing, bool readOnly)
     {
         HostFile = file;
+        DataFile = dataFile;
+        _ownsDataFile = ownsDataFile;
         Header = header;
         L1 = l1;
         Backing = backing;
@@ -45,6 +49,17 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
     public string FormatName => "qcow2";
 
     public IHostFile HostFile { get; }
+
+    /// <summary>Where guest clusters live: the external data file, or <see cref="HostFile"/> itself.</summary>
+    public IHostFile DataFile { get; }
+
+    /// <summary>Incompatible bit 2: data clusters are in <see cref="DataFile"/> at host offset == guest offset,
+    /// without refcounts, and compressed clusters and internal snapshots are not allowed.</summary>
+    public bool HasExternalDataFile => Header.Incompatible.HasFlag(Qcow2Incompatible.ExternalDataFile);
+
+    /// <summary>Autoclear bit 1: the data file must stay a valid raw image of the disk on its own, so
+    /// zeroing a range zeroes it in the data file too.</summary>
+    public bool DataFileIsRaw => HasExternalDataFile && Header.Autoclear.HasFlag(Qcow2Autoclear.DataFileRaw);
 
     public Qcow2Header Header { get; private set; }
 
@@ -92,7 +107,12 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
     /// <summary>As QEMU: compressed data must come out smaller than a cluster, else the cluster is stored as it is.</summary>
     public int MaxCompressedBytes => (int)ClusterSize - 1;
 
-    public static async ValueTask<Qcow2Image> OpenAsync(IHostFile file, ImageOpenContext context, CancellationToken cancellationToken)
+    public static ValueTask<Qcow2Image> OpenAsync(IHostFile file, ImageOpenContext context, CancellationToken cancellationToken) =>
+        OpenAsync(file, context, null, cancellationToken);
+
+    /// <param name="createdDataFile">The external data file create has just made (the caller owns it), or null to
+    /// open the one the image names.</param>
+    private static async ValueTask<Qcow2Image> OpenAsync(IHostFile file, ImageOpenContext context, IHostFile? createdDataFile, CancellationToken cancellationToken)
     {
         int probe = (int)Math.Min(file.Length, 4096);
         byte[] start = new byte[Math.Max(probe, Qcow2Header.V3MinLength)];
@@ -111,11 +131,31 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
         byte[] first = new byte[1 << (int)clusterBits];
         await file.ReadZeroFilledAsync(0, first, cancellationToken).ConfigureAwait(false);
         Qcow2Header header = Qcow2Header.Read(first, file.Length, file.Path);
+        bool readOnly = context.ReadOnly || file.IsReadOnly;
+        IHostFile dataFile = file;
         if (header.Incompatible.HasFlag(Qcow2Incompatible.ExternalDataFile))
         {
-            throw new UnsupportedFeatureException("qcow2 images with an external data file are not supported yet", file.Path);
+            dataFile = createdDataFile ?? Qcow2DataFile.Open(file, header, context, readOnly);
+        }
+        else if (header.Autoclear.HasFlag(Qcow2Autoclear.DataFileRaw))
+        {
+            throw new ImageFormatException("the raw external data bit is set but the image has no external data file", file.Path);
         }
 
+        bool ownsDataFile = dataFile != file && createdDataFile is null;
+        try
+        {
+            return await OpenWithDataFileAsync(file, dataFile, ownsDataFile, header, context, readOnly, cancellationToken).ConfigureAwait(false);
+        }
+        catch when (ownsDataFile)
+        {
+            dataFile.Dispose();
+            throw;
+        }
+    }
+
+    private static async ValueTask<Qcow2Image> OpenWithDataFileAsync(IHostFile file, IHostFile dataFile, bool ownsDataFile, Qcow2Header header, ImageOpenContext context, bool readOnly, CancellationToken cancellationToken)
+    {
         if (header.NbSnapshots > 0)
         {
             // Snapshots are kept intact (their clusters have refcounts above one, so writes copy them),
@@ -125,7 +165,6 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
 
         long[] l1 = await ReadL1Async(file, header.L1TableOffset, header.L1Size, cancellationToken).ConfigureAwait(false);
         long[] refcountTable = await Qcow2Refcounts.ReadTableAsync(file, header.RefcountTableOffset, header.RefcountTableClusters, header.ClusterBits, cancellationToken).ConfigureAwait(false);
-        bool readOnly = context.ReadOnly || file.IsReadOnly;
 
         IImage? backing = null;
         if (header.BackingFileName is { } backingName && context.OpenBackingAsync is { } openBacking)
@@ -144,7 +183,7 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
             }
         }
 
-        var image = new Qcow2Image(file, header, l1, refcountTable, backing, readOnly)
+        var image = new Qcow2Image(file, dataFile, ownsDataFile, header, l1, refcountTable, backing, readOnly)
         {
             Bitmaps = await Qcow2Bitmaps.ReadAsync(file, header, cancellationToken).ConfigureAwait(false),
         };
@@ -156,9 +195,10 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
         return image;
     }
 
-    /// <summary>Opens an image just written by create, to preallocate it; the caller keeps owning the file.</summary>
-    public static ValueTask<Qcow2Image> OpenForCreateAsync(IHostFile file, CancellationToken cancellationToken) =>
-        OpenAsync(file, new ImageOpenContext(false, null), cancellationToken);
+    /// <summary>Opens an image just written by create, to preallocate it; the caller keeps owning the file
+    /// and the external data file, if any.</summary>
+    public static ValueTask<Qcow2Image> OpenForCreateAsync(IHostFile file, IHostFile? dataFile, CancellationToken cancellationToken) =>
+        OpenAsync(file, new ImageOpenContext(false, null), dataFile, cancellationToken);
 
     public static async ValueTask<long[]> ReadL1Async(IHostFile file, long offset, int entries, CancellationToken cancellationToken)
     {
@@ -291,6 +331,16 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
         }
 
         members.Add(new("refcount-bits", InfoValue.Of(Header.RefcountBits)));
+        if (Header.ExternalDataFileName is { } dataFileName)
+        {
+            members.Add(new("data-file", InfoValue.Of(dataFileName)));
+        }
+
+        if (HasExternalDataFile)
+        {
+            members.Add(new("data-file-raw", InfoValue.Of(DataFileIsRaw)));
+        }
+
         if (Header.Version >= 3)
         {
             members.Add(new("corrupt", InfoValue.Of(Header.Incompatible.HasFlag(Qcow2Incompatible.Corrupt))));
@@ -304,6 +354,12 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
     {
         if (Backing is null || !IsReadOnly)
         {
+            if (DataFile != HostFile)
+            {
+                // Data before the metadata that points at it, as QEMU flushes the data file first.
+                await DataFile.FlushAsync(cancellationToken).ConfigureAwait(false);
+            }
+
             await HostFile.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
     }
@@ -316,6 +372,11 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
         if (Backing is not null)
         {
             await Backing.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_ownsDataFile)
+        {
+            DataFile.Dispose();
         }
 
         HostFile.Dispose();

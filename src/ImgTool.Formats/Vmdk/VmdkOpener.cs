@@ -150,20 +150,6 @@ internal static class VmdkOpener
         }
     }
 
-    /// <summary>True when an extent name stays inside the descriptor's folder (no absolute path, no "..").</summary>
-    public static bool IsConfined(string descriptorPath, string extentName)
-    {
-        if (Path.IsPathRooted(extentName) || extentName.Contains('\0', StringComparison.Ordinal))
-        {
-            return false;
-        }
-
-        string folder = Path.GetFullPath(Path.GetDirectoryName(Path.GetFullPath(descriptorPath)) ?? ".");
-        string full = Path.GetFullPath(Path.Combine(folder, extentName));
-        string prefix = folder.EndsWith(Path.DirectorySeparatorChar) ? folder : folder + Path.DirectorySeparatorChar;
-        return full.StartsWith(prefix, StringComparison.Ordinal);
-    }
-
     private static string CheckCreateType(VmdkDescriptor descriptor, string path)
     {
         string createType = descriptor.CreateType ?? throw new ImageFormatException("invalid VMDK image descriptor (no createType)", path);
@@ -191,7 +177,7 @@ internal static class VmdkOpener
                 throw new UnsupportedFeatureException($"unsupported extent type '{line.Type}'", file.Path);
             }
 
-            if (!context.AllowOutsideFiles && !IsConfined(file.Path, line.FileName))
+            if (!context.AllowOutsideFiles && !RelatedFileNames.IsConfined(file.Path, line.FileName))
             {
                 throw new ImageFormatException($"extent file '{line.FileName}' is outside the descriptor's folder; refusing to open it (--allow-outside-extents opens it)", file.Path);
             }

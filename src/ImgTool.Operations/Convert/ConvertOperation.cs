@@ -52,9 +52,10 @@ public sealed class ConvertOperation(ImageOpener opener)
 
             long totalBytes = sources.Sum(s => s.SizeBytes);
             long targetBytes = preset?.RoundSize(totalBytes) ?? totalBytes;
+            IReadOnlyList<string> related = [];
             if (!options.NoCreate)
             {
-                await ImageFactory.CreateAsync(options.Target, driver, new ImageCreateRequest(targetBytes, targetOptions), cancellationToken).ConfigureAwait(false);
+                related = await ImageFactory.CreateAsync(options.Target, driver, new ImageCreateRequest(targetBytes, targetOptions) { AllowOutsideFiles = opener.AllowOutsideFiles }, cancellationToken).ConfigureAwait(false);
             }
 
             try
@@ -76,6 +77,11 @@ public sealed class ConvertOperation(ImageOpener opener)
             {
                 // A half-written target must not stay behind looking like a good image.
                 ImageFactory.RemoveQuietly(options.Target);
+                foreach (string file in related)
+                {
+                    ImageFactory.RemoveQuietly(file);
+                }
+
                 throw;
             }
         }

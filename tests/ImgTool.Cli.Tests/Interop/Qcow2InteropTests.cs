@@ -31,6 +31,8 @@ public sealed class Qcow2InteropTests : IDisposable
         "compat=1.1,cluster_size=64k,preallocation=metadata",
         "compat=1.1,cluster_size=64k,preallocation=falloc,extended_l2=on",
         "compat=0.10,cluster_size=64k,preallocation=full",
+        "compat=1.1,cluster_size=64k,data_file=ours.data",
+        "compat=1.1,cluster_size=16k,extended_l2=on,data_file=ours.data,data_file_raw=on",
     ];
 
     [Theory]
@@ -41,10 +43,18 @@ public sealed class Qcow2InteropTests : IDisposable
         string model = _dir.File("model.raw");
         long size = (24 * MiB) + 4096;
         Assert.Equal(0, (await Imgtool("create", "-f", "qcow2", "-o", options, image, size.ToString(System.Globalization.CultureInfo.InvariantCulture))).ExitCode);
-        await RandomWritesAsync(image, model, size, seed: options.GetHashCode(StringComparison.Ordinal), backing: false);
-        await AssertQemuCleanAsync(image);
-        RunResult compare = await QemuImg("compare", "-f", "raw", "-F", "qcow2", model, image);
+        bool dataFile = options.Contains("data_file=", StringComparison.Ordinal);
+        await RandomWritesAsync(image, model, size, seed: options.GetHashCode(StringComparison.Ordinal), backing: false, compressed: !dataFile);
+
+        // qemu-img 7.2 resolves a relative data file name against its working directory.
+        RunResult check = await QemuIn(_dir.Path, "qemu-img", "check", image);
+        Assert.True(check.ExitCode == 0, check.ToString());
+        RunResult compare = await QemuIn(_dir.Path, "qemu-img", "compare", "-f", "raw", "-F", "qcow2", model, image);
         Assert.True(compare.ExitCode == 0, compare.ToString());
+        if (options.Contains("data_file_raw=on", StringComparison.Ordinal))
+        {
+            Assert.Equal(await File.ReadAllBytesAsync(model), await File.ReadAllBytesAsync(_dir.File("ours.data")));
+        }
     }
 
     [Theory]

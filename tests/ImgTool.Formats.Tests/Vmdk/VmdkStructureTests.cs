@@ -94,7 +94,7 @@ public sealed class VmdkStructureTests
     [InlineData("sub/../../disk-flat.vmdk", false)]
     [InlineData("/etc/passwd", false)]
     public void Extent_names_are_confined_to_the_descriptor_folder(string name, bool allowed) =>
-        Assert.Equal(allowed, VmdkOpener.IsConfined("/images/vm/disk.vmdk", name));
+        Assert.Equal(allowed, RelatedFileNames.IsConfined("/images/vm/disk.vmdk", name));
 
     [Fact]
     public void Probe_knows_sparse_magic_and_descriptors_but_not_other_text()
