@@ -8,10 +8,10 @@ namespace ImgTool.Formats;
 public static class RelatedFileNames
 {
     /// <summary>True when <paramref name="name"/> stays inside the folder of <paramref name="imagePath"/>
-    /// (not absolute, no ".." that leaves it, no NUL).</summary>
+    /// (relative, or absolute naming a file in that folder; no ".." that leaves it; no NUL).</summary>
     public static bool IsConfined(string imagePath, string name)
     {
-        if (Path.IsPathRooted(name) || name.Contains('\0', StringComparison.Ordinal))
+        if (name.Contains('\0', StringComparison.Ordinal))
         {
             return false;
         }

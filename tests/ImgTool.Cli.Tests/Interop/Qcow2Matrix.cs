@@ -101,7 +101,8 @@ public static class Qcow2Matrix
     public static bool IsValid(Qcow2Variant v) =>
         (v.Compat == "1.1" || (v.RefcountBits == 16 && !v.LazyRefcounts && !v.ExtendedL2 && v.Compression == "zlib" && !v.HasDataFile))
         && (!v.ExtendedL2 || v.ClusterSize >= 16384)
-        && (v.BackingDepth == 0 || v.Preallocation == "off" || v.ExtendedL2);
+        && (v.BackingDepth == 0 || v.Preallocation == "off" || v.ExtendedL2)
+        && (v.BackingDepth == 0 || v.DataFile != "raw");
 
     private static List<Qcow2Variant> Build()
     {

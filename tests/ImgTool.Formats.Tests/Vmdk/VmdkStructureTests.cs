@@ -93,6 +93,8 @@ public sealed class VmdkStructureTests
     [InlineData("../disk-flat.vmdk", false)]
     [InlineData("sub/../../disk-flat.vmdk", false)]
     [InlineData("/etc/passwd", false)]
+    [InlineData("/images/vm/disk-flat.vmdk", true)]
+    [InlineData("/images/vm2/disk-flat.vmdk", false)]
     public void Extent_names_are_confined_to_the_descriptor_folder(string name, bool allowed) =>
         Assert.Equal(allowed, RelatedFileNames.IsConfined("/images/vm/disk.vmdk", name));
 
