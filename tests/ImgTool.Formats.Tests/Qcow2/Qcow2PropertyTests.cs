@@ -139,6 +139,7 @@ public sealed class Qcow2PropertyTests
             byte[] back = await ReadAllAsync(image);
             Assert.True(model.AsSpan().SequenceEqual(back), $"content differs at {model.AsSpan().CommonPrefixLength(back)} (seed {seed})");
             await AssertCleanAsync(image);
+            await AssertQemuCleanAsync(image, file);
             foreach ((string name, byte[] content) in snapshots)
             {
                 // Every snapshot still holds what it held: revert to it and compare.

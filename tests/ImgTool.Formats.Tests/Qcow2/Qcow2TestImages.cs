@@ -59,6 +59,25 @@ internal static class Qcow2TestImages
         return all;
     }
 
+    /// <summary>qemu-img check on a copy of the in-memory image: the peer agrees it is clean.</summary>
+    public static async Task AssertQemuCleanAsync(IImage image, IHostFile file)
+    {
+        await image.FlushAsync();
+        byte[] bytes = new byte[file.Length];
+        await file.ReadAsync(0, bytes);
+        string path = Path.Combine(Path.GetTempPath(), $"imgtool-prop-{Guid.NewGuid():N}.qcow2");
+        try
+        {
+            await File.WriteAllBytesAsync(path, bytes);
+            (int code, string output) = await ExternalTool.RunAsync("qemu-img", "check", "-U", "-f", "qcow2", path);
+            Assert.True(code == 0, output);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     public static async Task AssertCleanAsync(IImage image)
     {
         CheckReport report = await ((ICheckable)image).CheckAsync(CheckRepair.None);

@@ -497,15 +497,7 @@ public sealed class VhdxFormatTests : IDisposable
             (long)regions.Single(r => r.Id == VhdxRegionTable.MetadataRegion).FileOffsetBytes);
     }
 
-    private static async Task<(int Code, string Output)> Run(string tool, params string[] args)
-    {
-        var start = new System.Diagnostics.ProcessStartInfo(tool, args) { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var process = System.Diagnostics.Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        return (process.ExitCode, await stdout + await stderr);
-    }
+    private static Task<(int Code, string Output)> Run(string tool, params string[] args) => ExternalTool.RunAsync(tool, args);
 
     private static Task Create(string path, long size, params string[] options) =>
         ImageFactory.CreateAsync(path, VhdxFormat.Instance, new ImageCreateRequest(size, ImageOptions.Parse(options))).AsTask();
