@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using Iced.Intel;
 using ImgTool.Machine.Memory;
 using ImgTool.Machine.Tracing;
@@ -160,16 +161,26 @@ internal sealed partial class X86Cpu
     private void Step()
     {
         _startEip = Eip;
-        Instruction instruction;
-        int bitness = Code32 ? 32 : 16;
-        uint linear = S[CS].Base + Eip;
-        uint physical = Translate(linear);
-        uint remainingInSegment = S[CS].Limit - Eip;
-        if (remainingInSegment < 15 || !_code.TryGet(physical, bitness, out instruction))
+        ref readonly SegmentRegister cs = ref S[CS];
+        int bitness = cs.Big ? 32 : 16;
+        uint remainingInSegment = cs.Limit - Eip;
+        if (remainingInSegment >= 15)
         {
-            instruction = DecodeSlow(bitness);
+            ref readonly Instruction cached = ref _code.TryGet(Translate(cs.Base + Eip), bitness);
+            if (!Unsafe.IsNullRef(in cached))
+            {
+                Retire(in cached, remainingInSegment);
+                return;
+            }
         }
 
+        Instruction fetched = DecodeSlow(bitness);
+        Retire(in fetched, remainingInSegment);
+    }
+
+    /// <summary>Counts, traces and executes the instruction at CS:EIP, then delivers the fault it raised, if any.</summary>
+    private void Retire(in Instruction instruction, uint remainingInSegment)
+    {
         Instructions++;
         if (Trace is { } trace)
         {
@@ -512,6 +523,7 @@ internal sealed partial class X86Cpu
     }
 
     /// <summary>Checks an access of sizeBytes at a segment offset against the hidden limit (#GP, or #SS for SS).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool CheckLimit(int segment, uint offset, int sizeBytes)
     {
         uint limit = S[segment].Limit;
@@ -524,9 +536,11 @@ internal sealed partial class X86Cpu
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private uint ReadMem(int segment, uint offset, int sizeBytes) =>
         _memory.Read(Translate(S[segment].Base + offset), sizeBytes);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void WriteMem(int segment, uint offset, int sizeBytes, uint value) =>
         _memory.Write(Translate(S[segment].Base + offset), sizeBytes, value);
 
@@ -594,5 +608,6 @@ internal sealed partial class X86Cpu
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ParityBit(uint value) => (BitOperations.PopCount(value & 0xFF) & 1) == 0 ? (int)PF : 0;
 }
