@@ -1,18 +1,33 @@
+using System.Globalization;
 using System.Text.RegularExpressions;
 using ImgTool.Block.Devices;
+using ImgTool.Machine.Devices;
+using ImgTool.Machine.Tracing;
 
 namespace ImgTool.Machine;
 
 /// <summary>What a boot test runs with.</summary>
 /// <param name="Firmware">The BIOS image (SeaBIOS's 128 KiB bios.bin).</param>
 /// <param name="Expect">Patterns that must all appear on COM1 for success; none means run until the guest stops.</param>
-public sealed record BootSettings(byte[] Firmware, uint MemoryBytes, IReadOnlyList<Regex> Expect, long MaxInstructions, TimeSpan Timeout);
+/// <param name="Trace">When set, an execution trace is written there once the run ends (imgtool boot --trace).</param>
+public sealed record BootSettings(
+    byte[] Firmware, uint MemoryBytes, IReadOnlyList<Regex> Expect, long MaxInstructions, TimeSpan Timeout, TraceSettings? Trace = null);
+
+/// <summary>An execution trace: the last <paramref name="InstructionDepth"/> instructions, with port I/O and interrupts.</summary>
+public sealed record TraceSettings(TextWriter Writer, int InstructionDepth = TraceSettings.DefaultInstructionDepth)
+{
+    public const int DefaultInstructionDepth = ExecutionTrace.DefaultInstructionDepth;
+    public const int MaxInstructionDepth = ExecutionTrace.MaxInstructionDepth;
+}
 
 public enum BootOutcome
 {
     Success,
     NoBootableDisk,
     HaltedInterruptsOff,
+
+    /// <summary>HLT with interrupts on, but with the timer stopped or masked and nothing pending.</summary>
+    HaltedNothingToWake,
     TripleFault,
     Unimplemented,
     Timeout,
@@ -20,7 +35,16 @@ public enum BootOutcome
     ResetRequested,
 }
 
+/// <summary>An I/O port without a device that the guest read or wrote: reads return all ones, writes are dropped.</summary>
+public sealed record UnemulatedPort(ushort Port, bool Write, long Count)
+{
+    public override string ToString() =>
+        string.Create(CultureInfo.InvariantCulture, $"{(Write ? "out" : "in")} {PortNames.Format(Port)} x{Count}");
+}
+
 /// <summary>The result of a boot run: outcome, diagnosis, the COM1 transcript and the run's numbers.</summary>
+/// <param name="Diagnosis">Why the run ended; for a failure, the cause as far as the machine can tell, never a guess stated as fact.</param>
+/// <param name="UnemulatedPorts">Ports without a device that the guest touched, the most recently accessed first (firmware probes many; information, not a cause).</param>
 public sealed record BootReport(
     BootOutcome Outcome,
     string Diagnosis,
@@ -28,7 +52,8 @@ public sealed record BootReport(
     long Instructions,
     double VirtualSeconds,
     double WallSeconds,
-    long SectorsRead)
+    long SectorsRead,
+    IReadOnlyList<UnemulatedPort> UnemulatedPorts)
 {
     public bool Success => Outcome == BootOutcome.Success;
 
@@ -41,9 +66,47 @@ public static class BootRunner
     /// <summary>SeaBIOS's message when no disk has a boot signature; the run stops there.</summary>
     private const string NoBootableDevice = "No bootable device";
 
+    /// <summary>
+    /// A run cut short by a limit while the guest was still reading an unemulated port this recently and
+    /// this often was most likely polling it: a status register of a device the machine does not have
+    /// reads as all ones, which is "busy" for many devices.
+    /// </summary>
+    internal const long PollingRecentInstructions = 10_000;
+    internal const long PollingMinReads = 1_000;
+
     public static BootReport Run(IBlockDevice disk, BootSettings settings, CancellationToken cancellationToken = default)
     {
-        var machine = new PcMachine(new MachineOptions(settings.Firmware, settings.MemoryBytes, disk));
+        ExecutionTrace? trace = settings.Trace is { } traceSettings ? new ExecutionTrace(traceSettings.InstructionDepth) : null;
+        var machine = new PcMachine(new MachineOptions(settings.Firmware, settings.MemoryBytes, disk, trace));
+        string traceHeader = "the run ended with an exception in the emulator";
+        try
+        {
+            BootReport report = RunMachine(machine, settings, cancellationToken);
+            traceHeader = $"{report.Outcome}: {report.Diagnosis}";
+            return report;
+        }
+        catch (OperationCanceledException)
+        {
+            traceHeader = "the run was cancelled";
+            throw;
+        }
+        finally
+        {
+            // Written whatever happened: a trace matters most when the run failed, or the emulator did.
+            if (trace is not null)
+            {
+                trace.WriteTo(settings.Trace!.Writer,
+                [
+                    "imgtool boot trace",
+                    traceHeader,
+                    string.Create(CultureInfo.InvariantCulture, $"{machine.Instructions} instructions retired; next instruction at {machine.Location}"),
+                ]);
+            }
+        }
+    }
+
+    private static BootReport RunMachine(PcMachine machine, BootSettings settings, CancellationToken cancellationToken)
+    {
         bool noDisk = false;
         var result = machine.Run(
             text =>
@@ -66,6 +129,7 @@ public static class BootRunner
             MachineOutcome.Matched when noDisk => (BootOutcome.NoBootableDisk, "the firmware found no bootable disk"),
             MachineOutcome.Matched => (BootOutcome.Success, "every expected pattern appeared on COM1"),
             MachineOutcome.HaltedInterruptsOff => (BootOutcome.HaltedInterruptsOff, result.Diagnosis),
+            MachineOutcome.HaltedNothingToWake => (BootOutcome.HaltedNothingToWake, result.Diagnosis),
             MachineOutcome.TripleFault => (BootOutcome.TripleFault, result.Diagnosis),
             MachineOutcome.Unimplemented => (BootOutcome.Unimplemented, result.Diagnosis),
             MachineOutcome.ResetRequested => (BootOutcome.ResetRequested, result.Diagnosis),
@@ -73,17 +137,28 @@ public static class BootRunner
             _ => (BootOutcome.Timeout, result.Diagnosis),
         };
 
-        if (settings.Expect.Count == 0 && outcome is BootOutcome.HaltedInterruptsOff)
+        if (settings.Expect.Count == 0 && outcome is BootOutcome.HaltedInterruptsOff or BootOutcome.HaltedNothingToWake)
         {
-            // Without expectations, a guest that stops cleanly is the end of the run, not a failure.
+            // Without expectations, a guest that stops for good is the end of the run, not a failure.
             outcome = BootOutcome.Success;
         }
 
-        if (machine.Io.FirstUnmappedPort is { } port && outcome != BootOutcome.Success)
+        IReadOnlyList<UnmappedPortAccess> unmapped = machine.Io.UnmappedPorts;
+        if (outcome is BootOutcome.Timeout or BootOutcome.InstructionBudget && PolledPort(unmapped, result.Instructions) is { } polled)
         {
-            diagnosis += $" (first access to an unemulated port: {port})";
+            long sinceLastRead = result.Instructions - polled.LastInstruction;
+            diagnosis += string.Create(CultureInfo.InvariantCulture,
+                $"; the guest was still reading unemulated port {PortNames.Format(polled.Port)}: {polled.Count} reads, the last {sinceLastRead} instructions before the end, each returning all ones; it may be waiting for a device this machine does not emulate");
         }
 
-        return new BootReport(outcome, diagnosis, serial, result.Instructions, result.VirtualSeconds, result.WallSeconds, machine.Disk?.SectorsRead ?? 0);
+        return new BootReport(
+            outcome, diagnosis, serial, result.Instructions, result.VirtualSeconds, result.WallSeconds, machine.Disk?.SectorsRead ?? 0,
+            unmapped.Select(access => new UnemulatedPort(access.Port, access.Write, access.Count)).ToArray());
     }
+
+    /// <summary>The unemulated port the guest was reading in a loop when the run was cut short, if any.</summary>
+    private static UnmappedPortAccess? PolledPort(IReadOnlyList<UnmappedPortAccess> unmapped, long endInstruction) =>
+        unmapped
+            .Where(access => !access.Write && access.Count >= PollingMinReads && endInstruction - access.LastInstruction <= PollingRecentInstructions)
+            .MaxBy(access => access.LastInstruction);
 }

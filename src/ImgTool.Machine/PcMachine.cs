@@ -3,11 +3,13 @@ using System.Diagnostics;
 using ImgTool.Machine.Cpu;
 using ImgTool.Machine.Devices;
 using ImgTool.Machine.Memory;
+using ImgTool.Machine.Tracing;
 
 namespace ImgTool.Machine;
 
 /// <summary>What a boot run is given.</summary>
-internal sealed record MachineOptions(byte[] Firmware, uint RamSizeBytes = 256u << 20, ImgTool.Block.Devices.IBlockDevice? Disk = null)
+internal sealed record MachineOptions(
+    byte[] Firmware, uint RamSizeBytes = 256u << 20, ImgTool.Block.Devices.IBlockDevice? Disk = null, ExecutionTrace? Trace = null)
 {
     public const uint MaxRamSizeBytes = 3u << 30;
 }
@@ -20,6 +22,9 @@ internal enum MachineOutcome
     InstructionBudget,
     WallTimeout,
     HaltedInterruptsOff,
+
+    /// <summary>HLT with interrupts on, but the timer is stopped or masked and nothing is pending.</summary>
+    HaltedNothingToWake,
     TripleFault,
     Unimplemented,
     ResetRequested,
@@ -63,6 +68,13 @@ internal sealed class PcMachine
         Code = code;
         _io = new IoBus();
         _cpu = new X86Cpu(Memory, code, _io);
+        _io.InstructionClock = () => _cpu.Instructions;
+        if (options.Trace is { } trace)
+        {
+            trace.Attach(() => _cpu.Instructions);
+            _cpu.Trace = trace;
+            _io.Trace = trace;
+        }
 
         var firmware = options.Firmware;
         uint firmwareBytes = (uint)firmware.Length;
@@ -160,6 +172,9 @@ internal sealed class PcMachine
 
     public long Instructions => _cpu.Instructions;
 
+    /// <summary>CS:EIP of the next instruction, for trace headers.</summary>
+    public string Location => $"{_cpu.S[X86Cpu.CS].Selector:X4}:{_cpu.Eip:X8}";
+
     /// <summary>
     /// Runs until <paramref name="done"/> says so (checked whenever COM1 output grows), the
     /// instruction budget or wall time is spent, or the guest stops in a way that cannot continue.
@@ -181,12 +196,13 @@ internal sealed class PcMachine
 
             if (_cpu.Instructions >= maxInstructions)
             {
-                return Result(MachineOutcome.InstructionBudget, $"instruction budget of {maxInstructions} used up", wall);
+                return Result(MachineOutcome.InstructionBudget, $"instruction budget of {maxInstructions} used up {WhereTheGuestIs()}", wall);
             }
 
-            if (wall.Elapsed > wallTimeout || cancellationToken.IsCancellationRequested)
+            cancellationToken.ThrowIfCancellationRequested();
+            if (wall.Elapsed > wallTimeout)
             {
-                return Result(MachineOutcome.WallTimeout, $"timed out after {wallTimeout.TotalSeconds:F0} s", wall);
+                return Result(MachineOutcome.WallTimeout, $"timed out after {wallTimeout.TotalSeconds:F0} s {WhereTheGuestIs()}", wall);
             }
 
             long slice = Math.Min(SliceInstructions, maxInstructions - _cpu.Instructions);
@@ -211,23 +227,28 @@ internal sealed class PcMachine
 
             if (_resetRequested)
             {
-                return Result(MachineOutcome.ResetRequested, "the guest requested a system reset", wall);
+                return Result(MachineOutcome.ResetRequested, $"the guest requested a system reset (next instruction at {_cpu.S[X86Cpu.CS].Selector:X4}:{_cpu.Eip:X8})", wall);
             }
 
             switch (exit)
             {
                 case CpuExit.Halted:
-                    if ((_cpu.Eflags & X86Cpu.IF) == 0 && !_pic.Pending)
+                    // Only an NMI (not emulated) wakes a CPU halted with IF clear, whatever the PIC holds.
+                    if ((_cpu.Eflags & X86Cpu.IF) == 0)
                     {
                         return Result(MachineOutcome.HaltedInterruptsOff,
                             $"guest halted with interrupts off at {_cpu.S[X86Cpu.CS].Selector:X4}:{_cpu.Eip:X8}", wall);
                     }
 
-                    // HLT: skip virtual time to the next timer deadline (nothing else can wake the CPU).
+                    // HLT: skip virtual time to the next timer deadline. Devices raise their interrupts
+                    // only in answer to the CPU's port writes, so the timer is the only thing that can
+                    // wake a halted CPU with nothing pending.
                     long next = _pit.NextDeadlineNs;
-                    if (next == long.MaxValue && !_pic.Pending)
+                    if (!_pic.Pending && (next == long.MaxValue || _pic.IsMasked(0)))
                     {
-                        return Result(MachineOutcome.HaltedInterruptsOff, "guest halted with no timer running", wall);
+                        string why = next == long.MaxValue ? "the timer (PIT channel 0) is not running" : "the timer's IRQ 0 is masked at the PIC";
+                        return Result(MachineOutcome.HaltedNothingToWake,
+                            $"guest halted at {_cpu.S[X86Cpu.CS].Selector:X4}:{_cpu.Eip:X8} with interrupts on, but {why} and no interrupt is pending: nothing can wake it", wall);
                     }
 
                     if (next != long.MaxValue && next > NowNs)
@@ -245,6 +266,11 @@ internal sealed class PcMachine
             }
         }
     }
+
+    /// <summary>"at CS:EIP", and whether the CPU was halted there, for a run cut short by a limit.</summary>
+    private string WhereTheGuestIs() =>
+        $"with the guest at {_cpu.S[X86Cpu.CS].Selector:X4}:{_cpu.Eip:X8}" +
+        (_cpu.Halted ? " (halted, waiting for an interrupt)" : "");
 
     private MachineRunResult Result(MachineOutcome outcome, string diagnosis, Stopwatch wall) =>
         new(outcome, diagnosis, _cpu.Instructions, NowNs / 1e9, wall.Elapsed.TotalSeconds);

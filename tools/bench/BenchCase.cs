@@ -8,16 +8,18 @@ internal enum Tool
 
 internal static class ToolExtensions
 {
-    public static string DisplayName(this Tool tool) => tool == Tool.Imgtool ? "imgtool" : "qemu-img";
+    public static string DisplayName(this Tool tool, BenchCase benchCase) => tool == Tool.Imgtool ? "imgtool" : benchCase.PeerName;
 }
 
 /// <summary>
 /// The files cases refer to. Command lines name them through placeholders: {SRC} the large image,
 /// {COPY} an identical sparse copy of it, {SMALL} the small image, {DST} an output file of the tool's
 /// own (each tool writes a different one, so one tool's result never becomes the other's input),
-/// {WORK} the work folder (for inputs a case prepares, such as the source converted to qcow2).
+/// {WORK} the work folder (for inputs a case prepares, such as the source converted to qcow2),
+/// {TOOLS} the folder of the bench's scripts (run-until.sh, make-syslinux-disk.sh), {QEMU_SYSTEM}
+/// the qemu-system-i386 binary.
 /// </summary>
-internal sealed record BenchPaths(string WorkDir, string Source, string Copy, string Small)
+internal sealed record BenchPaths(string WorkDir, string Source, string Copy, string Small, string ToolsDir, string QemuSystem)
 {
     public string Destination(Tool tool) =>
         Path.Combine(WorkDir, tool == Tool.Imgtool ? "dst-imgtool.raw" : "dst-qemu-img.raw");
@@ -28,19 +30,25 @@ internal sealed record BenchPaths(string WorkDir, string Source, string Copy, st
                 .Replace("{COPY}", Copy, StringComparison.Ordinal)
                 .Replace("{SMALL}", Small, StringComparison.Ordinal)
                 .Replace("{DST}", Destination(tool), StringComparison.Ordinal)
-                .Replace("{WORK}", WorkDir, StringComparison.Ordinal))
+                .Replace("{WORK}", WorkDir, StringComparison.Ordinal)
+                .Replace("{TOOLS}", ToolsDir, StringComparison.Ordinal)
+                .Replace("{QEMU_SYSTEM}", QemuSystem, StringComparison.Ordinal))
             .ToArray();
 }
 
-internal sealed record BenchContext(BenchPaths Paths, string ImgtoolPath, string QemuImgPath)
+internal sealed record BenchContext(BenchPaths Paths, string ImgtoolPath, string QemuImgPath, string BashPath)
 {
-    public string ProgramFor(Tool tool) => tool == Tool.Imgtool ? ImgtoolPath : QemuImgPath;
+    public string ToolsDir => Paths.ToolsDir;
+
+    public string ProgramFor(BenchCase benchCase, Tool tool) =>
+        tool == Tool.Imgtool ? ImgtoolPath : benchCase.PeerProgram?.Invoke(this) ?? QemuImgPath;
 }
 
 /// <summary>
 /// One benchmark case: the same operation as an imgtool and a qemu-img command line (program name
 /// omitted, placeholders as in <see cref="BenchPaths"/>), plus optional hooks. Hooks run outside the
-/// timed region.
+/// timed region. A case may time another peer than qemu-img (<see cref="PeerProgram"/>); the
+/// "qemu" side of the report is then that program.
 /// </summary>
 internal sealed class BenchCase
 {
@@ -52,7 +60,17 @@ internal sealed class BenchCase
 
     public required IReadOnlyList<string> ImgtoolArgs { get; init; }
 
+    /// <summary>The peer's arguments: qemu-img's, or <see cref="PeerProgram"/>'s when set.</summary>
     public required IReadOnlyList<string> QemuImgArgs { get; init; }
+
+    /// <summary>The program run as the peer instead of qemu-img (e.g. bash running run-until.sh for qemu-system-i386).</summary>
+    public Func<BenchContext, string>? PeerProgram { get; init; }
+
+    /// <summary>The peer's name in messages and notes.</summary>
+    public string PeerName { get; init; } = "qemu-img";
+
+    /// <summary>False when the case needs none of the generated images ({SRC}, {COPY}, {SMALL}): they are then not made.</summary>
+    public bool UsesTestImages { get; init; } = true;
 
     /// <summary>Every run, warm-ups included, must exit with this code or the bench stops.</summary>
     public int ExpectedExitCode { get; init; }
@@ -68,6 +86,9 @@ internal sealed class BenchCase
 
     /// <summary>After all runs: checks the results and returns notes for the report.</summary>
     public Func<BenchContext, IReadOnlyList<CaseNote>>? Verify { get; init; }
+
+    /// <summary>After all runs: reads imgtool's outputs (e.g. a JSON summary) and returns notes for the report.</summary>
+    public Func<IReadOnlyList<Measurement>, IReadOnlyList<CaseNote>>? ReadImgtoolOutput { get; init; }
 
     /// <summary>After <see cref="Verify"/>, e.g. delete large outputs.</summary>
     public Action<BenchContext>? AfterCase { get; init; }
@@ -138,6 +159,7 @@ internal static class BenchCases
         ConvertFrom("vmdk-raw", "vmdk->raw", "vmdk"),
         ConvertTo("vpc", "raw->vpc", "vpc"),
         ConvertTo("vhdx", "raw->vhdx", "vhdx"),
+        BootCase.Create(),
     ];
 
     /// <summary>raw -> FORMAT with the same flags for both tools; the output is compared with the source by qemu-img.</summary>

@@ -12,6 +12,7 @@ internal sealed class BenchException(string message) : Exception(message);
 internal sealed record BenchOptions(
     string? ImgtoolPath,
     string QemuImgPath,
+    string QemuSystemPath,
     string? WorkDir,
     long ImageSizeBytes,
     int Runs,
@@ -36,6 +37,7 @@ internal static class Program
         usage: tools/bench/run.sh [options]
           --imgtool PATH    imgtool binary (default: out/bin/imgtool under the repository root)
           --qemu-img PATH   qemu-img binary (default: qemu-img on PATH)
+          --qemu-system PATH  qemu-system-i386 binary for the boot case (default: qemu-system-i386 on PATH)
           --work DIR        work folder for the test images (default: bench-work/ under the repository root)
           --size SIZE       size of the large test image, a multiple of 1M (default: 1G; e.g. 64M for a smoke run)
           --runs N          timed runs per tool and case, after one warm-up each (default: 5)
@@ -60,7 +62,7 @@ internal static class Program
             {
                 foreach (BenchCase benchCase in BenchCases.All)
                 {
-                    Console.Out.WriteLine($"{benchCase.Id,-10} {benchCase.Name}");
+                    Console.Out.WriteLine($"{benchCase.Id,-12} {benchCase.Name}");
                 }
 
                 return 0;
@@ -92,14 +94,21 @@ internal static class Program
         string workDir = options.WorkDir is not null
             ? Path.GetFullPath(options.WorkDir)
             : Path.Combine(RequireRoot(repositoryRoot, "--work"), "bench-work");
-        string qemuImgPath = ResolveProgram(options.QemuImgPath);
+        string qemuImgPath = ResolveProgram(options.QemuImgPath, "qemu-utils");
         RequireExecutable(imgtoolPath, "imgtool (build it with tools/install.sh)");
         RequireExecutable(qemuImgPath, "qemu-img (tools/bench/run.sh installs qemu-utils)");
         RequireExecutable(GnuTimePath, "GNU time (tools/bench/run.sh installs it)");
+        // qemu-system-i386 only matters to the boot case: a bench of the other cases runs without it.
+        bool bootSelected = cases.Any(benchCase => benchCase.PeerName == BootCase.QemuSystemName);
+        string qemuSystemPath = bootSelected ? ResolveProgram(options.QemuSystemPath, "qemu-system-x86") : options.QemuSystemPath;
         Directory.CreateDirectory(workDir);
 
-        var paths = PrepareImages(workDir, options.ImageSizeBytes);
-        var context = new BenchContext(paths, imgtoolPath, qemuImgPath);
+        // The bench's scripts are copied next to its binary (see ImgTool.Bench.csproj).
+        string toolsDir = AppContext.BaseDirectory;
+        var paths = cases.Any(benchCase => benchCase.UsesTestImages)
+            ? PrepareImages(workDir, options.ImageSizeBytes, toolsDir, qemuSystemPath)
+            : ImagePaths(workDir, options.ImageSizeBytes, toolsDir, qemuSystemPath);
+        var context = new BenchContext(paths, imgtoolPath, qemuImgPath, ResolveProgram("bash", "bash"));
         var setup = new BenchSetup(
             startedUtc,
             imgtoolPath,
@@ -107,12 +116,17 @@ internal static class Program
             qemuImgPath,
             FirstLine(Runner.RunChecked(qemuImgPath, "--version")),
             options.ImageSizeBytes,
-            Runner.AllocatedBytes(paths.Source),
+            File.Exists(paths.Source) ? Runner.AllocatedBytes(paths.Source) : 0,
             ImageSeed,
             options.Runs);
-        Console.Error.WriteLine(
-            $"bench: {setup.ImgtoolVersion} vs {setup.QemuImgVersion}; image {Report.MiB(setup.ImageSizeBytes)} MiB " +
-            $"({Report.MiB(setup.ImageAllocatedBytes)} MiB allocated), timed runs per tool: {options.Runs}");
+        string imageText = File.Exists(paths.Source)
+            ? $"image {Report.MiB(setup.ImageSizeBytes)} MiB ({Report.MiB(setup.ImageAllocatedBytes)} MiB allocated)"
+            : "no generated images";
+        Console.Error.WriteLine($"bench: {setup.ImgtoolVersion} vs {setup.QemuImgVersion}; {imageText}, timed runs per tool: {options.Runs}");
+        if (bootSelected)
+        {
+            Console.Error.WriteLine($"bench: boot case peer: {FirstLine(Runner.RunChecked(qemuSystemPath, "--version"))}");
+        }
 
         var runner = new Runner(GnuTimePath, workDir, Console.Error);
         var results = new List<CaseResult>(cases.Count);
@@ -131,13 +145,24 @@ internal static class Program
         return results.Any(result => result.Notes.Any(note => note.IsProblem)) ? 1 : 0;
     }
 
-    private static BenchPaths PrepareImages(string workDir, long imageSizeBytes)
+    /// <summary>Where the test images are (or would be) for this size.</summary>
+    private static BenchPaths ImagePaths(string workDir, long imageSizeBytes, string toolsDir, string qemuSystemPath)
     {
         // The size is in the names so that a smoke run does not throw away the cached 1 GiB image.
         string sizeLabel = $"{imageSizeBytes >> 20}M";
-        string source = Path.Combine(workDir, $"src-{sizeLabel}.raw");
-        string copy = Path.Combine(workDir, $"src-{sizeLabel}.copy.raw");
-        string small = Path.Combine(workDir, $"small-{SmallImageSizeBytes >> 20}M.raw");
+        return new BenchPaths(
+            workDir,
+            Path.Combine(workDir, $"src-{sizeLabel}.raw"),
+            Path.Combine(workDir, $"src-{sizeLabel}.copy.raw"),
+            Path.Combine(workDir, $"small-{SmallImageSizeBytes >> 20}M.raw"),
+            toolsDir,
+            qemuSystemPath);
+    }
+
+    private static BenchPaths PrepareImages(string workDir, long imageSizeBytes, string toolsDir, string qemuSystemPath)
+    {
+        BenchPaths paths = ImagePaths(workDir, imageSizeBytes, toolsDir, qemuSystemPath);
+        (string source, string copy, string small) = (paths.Source, paths.Copy, paths.Small);
 
         Console.Error.WriteLine($"bench: preparing test images in {workDir}");
         bool regenerated = TestImage.Ensure(source, imageSizeBytes, ImageSeed);
@@ -153,7 +178,7 @@ internal static class Program
             TestImage.WriteMarker(copy, imageSizeBytes, ImageSeed);
         }
 
-        return new BenchPaths(workDir, source, copy, small);
+        return paths;
     }
 
     private static IReadOnlyList<BenchCase> SelectCases(IReadOnlyList<string> caseIds)
@@ -205,7 +230,7 @@ internal static class Program
             $"cannot find the repository root (a folder with ImgTool.sln) above the current directory; pass {option}");
 
     /// <summary>A bare name is looked up on PATH, as a shell would; anything with a slash is a path.</summary>
-    private static string ResolveProgram(string program)
+    private static string ResolveProgram(string program, string debianPackage)
     {
         if (program.Contains('/', StringComparison.Ordinal))
         {
@@ -214,7 +239,7 @@ internal static class Program
 
         string[] directories = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries);
         return directories.Select(directory => Path.Combine(directory, program)).FirstOrDefault(File.Exists)
-            ?? throw new BenchException($"{program} not found on PATH (tools/bench/run.sh installs qemu-utils)");
+            ?? throw new BenchException($"{program} not found on PATH (tools/bench/run.sh installs Debian's '{debianPackage}')");
     }
 
     private static void RequireExecutable(string path, string what)
@@ -236,6 +261,7 @@ internal static class Program
     {
         string? imgtool = null;
         string qemuImg = "qemu-img";
+        string qemuSystem = "qemu-system-i386";
         string? work = null;
         long sizeBytes = DefaultImageSizeBytes;
         int runs = DefaultRuns;
@@ -265,6 +291,9 @@ internal static class Program
                     break;
                 case "--qemu-img":
                     qemuImg = Value();
+                    break;
+                case "--qemu-system":
+                    qemuSystem = Value();
                     break;
                 case "--work":
                     work = Value();
@@ -298,7 +327,7 @@ internal static class Program
             }
         }
 
-        return new BenchOptions(imgtool, qemuImg, work, sizeBytes, runs, json, caseIds, list, help);
+        return new BenchOptions(imgtool, qemuImg, qemuSystem, work, sizeBytes, runs, json, caseIds, list, help);
     }
 
     /// <summary>qemu-img style sizes: a number with an optional binary suffix K, M, G or T (KiB, MiB... also accepted).</summary>

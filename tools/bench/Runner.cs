@@ -44,7 +44,8 @@ internal sealed class Runner(string timePath, string workDir, TextWriter progres
             progress.WriteLine();
         }
 
-        IReadOnlyList<CaseNote> notes = benchCase.Verify?.Invoke(context) ?? [];
+        IReadOnlyList<CaseNote> notes =
+            [.. benchCase.ReadImgtoolOutput?.Invoke(imgtoolRuns) ?? [], .. benchCase.Verify?.Invoke(context) ?? []];
         benchCase.AfterCase?.Invoke(context);
         return new CaseResult(benchCase, new ToolStats(imgtoolRuns), new ToolStats(qemuImgRuns), notes);
     }
@@ -52,13 +53,13 @@ internal sealed class Runner(string timePath, string workDir, TextWriter progres
     private Measurement RunOnce(BenchCase benchCase, BenchContext context, Tool tool)
     {
         benchCase.BeforeEachRun?.Invoke(context, tool);
-        string program = context.ProgramFor(tool);
+        string program = context.ProgramFor(benchCase, tool);
         IReadOnlyList<string> args = context.Paths.Expand(benchCase.ArgsFor(tool), tool);
         Measurement measurement = Measure(program, args, benchCase.DiscardStdout);
         if (measurement.ExitCode != benchCase.ExpectedExitCode)
         {
             throw new BenchException(
-                $"case '{benchCase.Name}': {tool.DisplayName()} exited with {measurement.ExitCode}, " +
+                $"case '{benchCase.Name}': {tool.DisplayName(benchCase)} exited with {measurement.ExitCode}, " +
                 $"expected {benchCase.ExpectedExitCode}\n  command: {CommandLine(program, args)}" +
                 Indent("stdout", measurement.Stdout) + Indent("stderr", measurement.Stderr));
         }

@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Runs the imgtool-vs-qemu-img benchmark (tools/bench). Arguments go to the bench; see README.md.
-# A fresh Debian machine has only the .NET SDK, so qemu-img and GNU time are installed when missing (as root).
+# Runs the imgtool-vs-qemu benchmark (tools/bench). Arguments go to the bench; see README.md.
+# A fresh Debian machine has only the .NET SDK, so the peers and helpers are installed when missing (as root):
+# qemu-img and GNU time for every case; for the boot case qemu-system-i386, SeaBIOS and the tools that
+# build the SYSLINUX fixture (tools/fixtures/make-syslinux-disk.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
 need=()
 command -v qemu-img >/dev/null 2>&1 || need+=(qemu-utils)
 [ -x /usr/bin/time ] || need+=(time)
+command -v qemu-system-i386 >/dev/null 2>&1 || need+=(qemu-system-x86)
+[ -e /usr/share/seabios/bios.bin ] || need+=(seabios)
+command -v syslinux >/dev/null 2>&1 || need+=(syslinux)
+[ -e /usr/lib/syslinux/mbr/mbr.bin ] || need+=(syslinux-common)
+command -v mcopy >/dev/null 2>&1 || need+=(mtools)
+command -v mkfs.fat >/dev/null 2>&1 || need+=(dosfstools)
+command -v sfdisk >/dev/null 2>&1 || need+=(fdisk)
 if [ ${#need[@]} -gt 0 ]; then
   echo "run.sh: installing ${need[*]}" >&2
-  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y qemu-utils time
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"
 fi
 
 # No cd: relative paths given to --work/--imgtool/--json stay relative to the caller's directory.

@@ -10,7 +10,8 @@ namespace ImgTool.Cli.Commands;
 
 /// <summary>
 /// boot IMAGE [-f fmt] [--firmware PATH] [--memory 256M] [--timeout 120s] [--max-instructions N]
-/// [--expect REGEX]... [--serial-log FILE] [--writable]: exit 0 once every pattern appeared on COM1.
+/// [--expect REGEX]... [--serial-log FILE] [--trace FILE [--trace-depth N]] [--writable]: exit 0 once
+/// every pattern appeared on COM1.
 /// </summary>
 internal static class BootCommand
 {
@@ -23,13 +24,26 @@ internal static class BootCommand
         var maxInstructions = new Option<long>("--max-instructions") { Description = "Instruction budget", DefaultValueFactory = _ => BootOperation.DefaultMaxInstructions, HelpName = "N" };
         var expect = new Option<string[]>("--expect") { Description = "Regular expression that must appear on COM1 (repeatable)", HelpName = "REGEX", AllowMultipleArgumentsPerToken = false };
         var serialLog = new Option<string?>("--serial-log") { Description = "Write the COM1 transcript to this file", HelpName = "FILE" };
+        var trace = new Option<string?>("--trace")
+        {
+            Description = "Write an execution trace to FILE when the run ends, whatever the outcome: the last N instructions " +
+                "(CS:EIP, bytes, disassembly) with the port I/O, interrupts, exceptions and HLTs among them, up to 1 Mi earlier " +
+                "such events, and the count of accesses per port over the whole run",
+            HelpName = "FILE",
+        };
+        var traceDepth = new Option<int>("--trace-depth")
+        {
+            Description = $"Instructions kept by --trace (1 to {TraceSettings.MaxInstructionDepth})",
+            DefaultValueFactory = _ => TraceSettings.DefaultInstructionDepth,
+            HelpName = "N",
+        };
         var writable = new Option<bool>("--writable") { Description = "Let the guest write to the image (default: a copy-on-write overlay keeps it unchanged)" };
         var forceShare = CommonOptions.ForceShare();
         var output = CommonOptions.Output();
         var file = new Argument<string>("filename");
         var command = new Command("boot", "Boot an image on the built-in x86 PC and check its serial output")
         {
-            format, firmware, memory, timeout, maxInstructions, expect, serialLog, writable, forceShare, output, file,
+            format, firmware, memory, timeout, maxInstructions, expect, serialLog, trace, traceDepth, writable, forceShare, output, file,
         };
         command.SetAction(
             context,
@@ -44,7 +58,9 @@ internal static class BootCommand
                     parse.GetValue(maxInstructions),
                     parse.GetValue(expect) ?? [],
                     parse.GetValue(writable),
-                    parse.GetValue(forceShare));
+                    parse.GetValue(forceShare),
+                    parse.GetValue(trace),
+                    parse.GetValue(traceDepth));
                 BootReport report = await new BootOperation(context.Opener).RunAsync(options, cancellationToken).ConfigureAwait(false);
                 if (parse.GetValue(serialLog) is { } log)
                 {
@@ -95,6 +111,16 @@ internal static class BootCommand
                     text.Append("  ").Append(line).Append('\n');
                 }
             }
+
+            if (report.UnemulatedPorts.Count > 0)
+            {
+                // Firmware probes for hardware it may not find, so these are context, not the cause.
+                const int Shown = 12;
+                text.Append("unemulated ports touched, latest first (reads return all ones, writes are dropped; usually harmless probing): ")
+                    .Append(string.Join(", ", report.UnemulatedPorts.Take(Shown)))
+                    .Append(report.UnemulatedPorts.Count > Shown ? $", and {report.UnemulatedPorts.Count - Shown} more" : "")
+                    .Append('\n');
+            }
         }
 
         text.Append(CultureInfo.InvariantCulture,
@@ -113,6 +139,17 @@ internal static class BootCommand
         w.WriteNumber("virtual-seconds", Math.Round(report.VirtualSeconds, 6));
         w.WriteNumber("wall-seconds", Math.Round(report.WallSeconds, 6));
         w.WriteNumber("sectors-read", report.SectorsRead);
+        w.WriteStartArray("unemulated-ports");
+        foreach (UnemulatedPort port in report.UnemulatedPorts)
+        {
+            w.WriteStartObject();
+            w.WriteString("port", $"0x{port.Port:X4}");
+            w.WriteString("direction", port.Write ? "out" : "in");
+            w.WriteNumber("count", port.Count);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
         w.WriteString("serial", report.Serial);
         w.WriteEndObject();
     });

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Iced.Intel;
 using ImgTool.Machine.Memory;
 
@@ -82,24 +83,43 @@ internal sealed class DecodeCache
 
     /// <summary>
     /// The instruction at a physical address, decoded with IP = its page offset (branch targets are
-    /// taken relative to NextIP by the interpreter). False when the bytes are not cacheable RAM or the
-    /// instruction crosses the page; the caller then decodes from fetched bytes.
+    /// taken relative to NextIP by the interpreter), as a reference into the page's cache: no copy of
+    /// the 40-byte instruction per step. A null reference when the bytes are not cacheable RAM or the
+    /// instruction crosses the page; the caller then decodes from fetched bytes. The reference stays
+    /// valid while the instruction executes even if a write drops the page (the array lives on).
     /// </summary>
-    public bool TryGet(uint physical, int bitness, out Instruction instruction)
+    public ref readonly Instruction TryGet(uint physical, int bitness)
     {
         uint page = physical >> PhysicalMemory.PageShift;
         int offset = (int)(physical & (PhysicalMemory.PageSizeBytes - 1));
-        PageEntry? entry;
-        if (page == _lastPage)
+        PageEntry? entry = _lastEntry;
+        if (page != _lastPage || entry is null)
         {
-            entry = _lastEntry!;
+            entry = LookUpPage(page);
+            if (entry is null)
+            {
+                return ref Unsafe.NullRef<Instruction>();
+            }
         }
-        else if (!_pages.TryGetValue(page, out entry))
+
+        int slot = bitness == 32 ? offset + (int)PhysicalMemory.PageSizeBytes : offset;
+        int index = entry.Index[slot];
+        if (index != 0)
+        {
+            return ref entry.Items[index - 1];
+        }
+
+        return ref DecodeInto(entry, page, offset, slot, bitness);
+    }
+
+    /// <summary>The page's entry, made on first use; remembered as the last page (a write barrier only when the page changes).</summary>
+    private PageEntry? LookUpPage(uint page)
+    {
+        if (!_pages.TryGetValue(page, out PageEntry? entry))
         {
             if (!_memory.MarkCodePage(page))
             {
-                instruction = default;
-                return false;
+                return null;
             }
 
             entry = new PageEntry();
@@ -108,32 +128,27 @@ internal sealed class DecodeCache
 
         _lastPage = page;
         _lastEntry = entry;
-        int slot = bitness == 32 ? offset + (int)PhysicalMemory.PageSizeBytes : offset;
-        int index = entry.Index[slot];
-        if (index != 0)
-        {
-            instruction = entry.Items[index - 1];
-            return true;
-        }
+        return entry;
+    }
 
+    private ref readonly Instruction DecodeInto(PageEntry entry, uint page, int offset, int slot, int bitness)
+    {
         if (!_memory.TryGetRamPage(page, out var bytes))
         {
-            instruction = default;
-            return false;
+            return ref Unsafe.NullRef<Instruction>();
         }
 
         _reader.Set(bytes[offset..]);
         var decoder = bitness == 32 ? _decoder32 : _decoder16;
         decoder.IP = (ulong)offset;
-        decoder.Decode(out instruction);
+        decoder.Decode(out Instruction instruction);
         Decodes++;
         if (decoder.LastError == DecoderError.NoMoreBytes)
         {
-            return false;
+            return ref Unsafe.NullRef<Instruction>();
         }
 
-        entry.Add(slot, instruction);
-        return true;
+        return ref entry.Add(slot, instruction);
     }
 
     /// <summary>Decodes from bytes the caller fetched (page-crossing or non-RAM code); not cached.</summary>
@@ -168,15 +183,17 @@ internal sealed class DecodeCache
             return _count < 4096;
         }
 
-        public void Add(int slot, in Instruction instruction)
+        public ref Instruction Add(int slot, Instruction instruction)
         {
             if (_count == Items.Length)
             {
                 Array.Resize(ref Items, _count * 2);
             }
 
-            Items[_count] = instruction;
+            ref Instruction item = ref Items[_count];
+            item = instruction;
             Index[slot] = (ushort)(++_count);
+            return ref item;
         }
     }
 

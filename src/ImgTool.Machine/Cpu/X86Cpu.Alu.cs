@@ -1,8 +1,11 @@
+using System.Runtime.CompilerServices;
+
 namespace ImgTool.Machine.Cpu;
 
 /// <summary>Arithmetic and flags, after the pseudo-code of SDM vol. 2 for each instruction.</summary>
 internal sealed partial class X86Cpu
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void SetResultFlags(uint result, int sizeBytes, uint other)
     {
         result &= SizeMask(sizeBytes);
@@ -20,6 +23,7 @@ internal sealed partial class X86Cpu
         Eflags = flags;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private uint Add(uint a, uint b, uint carry, int sizeBytes)
     {
         uint mask = SizeMask(sizeBytes);
@@ -32,6 +36,7 @@ internal sealed partial class X86Cpu
         return result;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private uint Sub(uint a, uint b, uint borrow, int sizeBytes)
     {
         uint mask = SizeMask(sizeBytes);
@@ -45,6 +50,7 @@ internal sealed partial class X86Cpu
         return result;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private uint Logic(uint result, int sizeBytes)
     {
         // AF is undefined after logic operations; a P6 clears it.

@@ -266,6 +266,7 @@ internal sealed partial class X86Cpu
 
             case Mnemonic.Hlt:
                 Halted = true;
+                Trace?.Halt();
                 break;
 
             case Mnemonic.Nop:
@@ -1006,6 +1007,7 @@ internal sealed partial class X86Cpu
     private void SoftwareInterrupt(int vector)
     {
         // INT n, INT3 and INTO are traps: the pushed return address is the next instruction.
+        Trace?.Interrupt(Tracing.TraceEventKind.SoftwareInterrupt, vector);
         Deliver(vector, isSoftware: true, hasErrorCode: false, errorCode: 0, nested: 0);
         if (_faultVector >= 0)
         {

@@ -1,10 +1,25 @@
+using System.Runtime.CompilerServices;
 using Iced.Intel;
 
 namespace ImgTool.Machine.Cpu;
 
-/// <summary>Register and operand access in terms of Iced's operand model.</summary>
+/// <summary>
+/// Register and operand access in terms of Iced's operand model. The small helpers here run several
+/// times per instruction: they are marked for inlining, which NativeAOT (no profile-guided inlining)
+/// otherwise declines across the Iced assembly boundary.
+/// </summary>
 internal sealed partial class X86Cpu
 {
+    /// <summary>Iced's GetOpKind without its operand-index switch for the two operands nearly every instruction uses.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static OpKind OpKindOf(in Instruction instruction, int operand) =>
+        operand == 0 ? instruction.Op0Kind : operand == 1 ? instruction.Op1Kind : instruction.GetOpKind(operand);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Register OpRegisterOf(in Instruction instruction, int operand) =>
+        operand == 0 ? instruction.Op0Register : operand == 1 ? instruction.Op1Register : instruction.GetOpRegister(operand);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private uint ReadGpr(Register register)
     {
         int r = (int)register;
@@ -60,15 +75,17 @@ internal sealed partial class X86Cpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int RegisterSize(Register register) =>
         register.IsGPR8() ? 1 : register.IsGPR16() || register.IsSegmentRegister() ? 2 : 4;
 
     private static bool IsMemory(OpKind kind) => kind == OpKind.Memory;
 
     /// <summary>The operand's size in bytes (register, memory or immediate).</summary>
-    private static int OperandSize(in Instruction instruction, int operand) => instruction.GetOpKind(operand) switch
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int OperandSize(in Instruction instruction, int operand) => OpKindOf(instruction, operand) switch
     {
-        OpKind.Register => RegisterSize(instruction.GetOpRegister(operand)),
+        OpKind.Register => RegisterSize(OpRegisterOf(instruction, operand)),
         OpKind.Immediate8 or OpKind.Immediate8_2nd => 1,
         OpKind.Immediate16 or OpKind.Immediate8to16 => 2,
         OpKind.Immediate32 or OpKind.Immediate8to32 => 4,
@@ -104,9 +121,10 @@ internal sealed partial class X86Cpu
         _eaSegment = instruction.MemorySegment - Register.ES;
     }
 
-    private uint ReadOperand(in Instruction instruction, int operand, int sizeBytes) => instruction.GetOpKind(operand) switch
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private uint ReadOperand(in Instruction instruction, int operand, int sizeBytes) => OpKindOf(instruction, operand) switch
     {
-        OpKind.Register => ReadGpr(instruction.GetOpRegister(operand)),
+        OpKind.Register => ReadGpr(OpRegisterOf(instruction, operand)),
         OpKind.Memory => ReadMem(_eaSegment, _eaOffset, sizeBytes),
         OpKind.Immediate8 => instruction.Immediate8,
         OpKind.Immediate8_2nd => instruction.Immediate8_2nd,
@@ -117,11 +135,12 @@ internal sealed partial class X86Cpu
         _ => 0,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void WriteOperand(in Instruction instruction, int operand, int sizeBytes, uint value)
     {
-        if (instruction.GetOpKind(operand) == OpKind.Register)
+        if (OpKindOf(instruction, operand) == OpKind.Register)
         {
-            WriteGpr(instruction.GetOpRegister(operand), value);
+            WriteGpr(OpRegisterOf(instruction, operand), value);
         }
         else
         {
@@ -129,6 +148,7 @@ internal sealed partial class X86Cpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint SizeMask(int sizeBytes) => sizeBytes switch
     {
         1 => 0xFF,
@@ -136,8 +156,10 @@ internal sealed partial class X86Cpu
         _ => 0xFFFFFFFF,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint SignBit(int sizeBytes) => 1u << (sizeBytes * 8 - 1);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int SignExtend(uint value, int sizeBytes) => sizeBytes switch
     {
         1 => (sbyte)value,

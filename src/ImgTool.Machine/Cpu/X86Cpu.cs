@@ -1,6 +1,8 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using Iced.Intel;
 using ImgTool.Machine.Memory;
+using ImgTool.Machine.Tracing;
 
 namespace ImgTool.Machine.Cpu;
 
@@ -62,6 +64,10 @@ internal sealed partial class X86Cpu
     private bool _interruptShadow;
     private CpuExit? _exit;
 
+    // A delivery that failed at the first level, kept for the triple-fault diagnosis.
+    private int _undeliverableVector = -1;
+    private int _faultWhileDelivering = -1;
+
     public X86Cpu(PhysicalMemory memory, DecodeCache code, IIoBus io)
     {
         _memory = memory;
@@ -69,6 +75,9 @@ internal sealed partial class X86Cpu
         _io = io;
         Reset();
     }
+
+    /// <summary>When set, every instruction, interrupt, exception and HLT is recorded (imgtool boot --trace).</summary>
+    public ExecutionTrace? Trace { get; set; }
 
     /// <summary>The INTR line; null for a CPU without interrupt controller (the vector tests).</summary>
     public IInterruptLine? Interrupts { get; set; }
@@ -125,6 +134,7 @@ internal sealed partial class X86Cpu
                 Halted = false;
                 int vector = line.Acknowledge();
                 _startEip = Eip;
+                Trace?.Interrupt(TraceEventKind.HardwareInterrupt, vector);
                 Deliver(vector, isSoftware: false, hasErrorCode: false, errorCode: 0, nested: 0);
                 if (_exit is { } interruptExit)
                 {
@@ -151,17 +161,32 @@ internal sealed partial class X86Cpu
     private void Step()
     {
         _startEip = Eip;
-        Instruction instruction;
-        int bitness = Code32 ? 32 : 16;
-        uint linear = S[CS].Base + Eip;
-        uint physical = Translate(linear);
-        uint remainingInSegment = S[CS].Limit - Eip;
-        if (remainingInSegment < 15 || !_code.TryGet(physical, bitness, out instruction))
+        ref readonly SegmentRegister cs = ref S[CS];
+        int bitness = cs.Big ? 32 : 16;
+        uint remainingInSegment = cs.Limit - Eip;
+        if (remainingInSegment >= 15)
         {
-            instruction = DecodeSlow(bitness);
+            ref readonly Instruction cached = ref _code.TryGet(Translate(cs.Base + Eip), bitness);
+            if (!Unsafe.IsNullRef(in cached))
+            {
+                Retire(in cached, remainingInSegment);
+                return;
+            }
         }
 
+        Instruction fetched = DecodeSlow(bitness);
+        Retire(in fetched, remainingInSegment);
+    }
+
+    /// <summary>Counts, traces and executes the instruction at CS:EIP, then delivers the fault it raised, if any.</summary>
+    private void Retire(in Instruction instruction, uint remainingInSegment)
+    {
         Instructions++;
+        if (Trace is { } trace)
+        {
+            RecordInstruction(trace, instruction.Length);
+        }
+
         if (instruction.Code == Code.INVALID || (uint)instruction.Length - 1 > remainingInSegment)
         {
             if (instruction.Code == Code.INVALID)
@@ -185,8 +210,36 @@ internal sealed partial class X86Cpu
             _faultVector = -1;
             Eip = _startEip;
             Halted = false;
+            Trace?.Exception(vector, _faultHasErrorCode, _faultErrorCode);
             Deliver(vector, isSoftware: false, _faultHasErrorCode, _faultErrorCode, nested: 0);
         }
+    }
+
+    /// <summary>Copies the instruction's bytes into the trace (fetched as DecodeSlow does: wrapping at 64 KiB in 16-bit code).</summary>
+    private void RecordInstruction(ExecutionTrace trace, int lengthBytes)
+    {
+        Span<byte> bytes = trace.Instruction(Instructions, S[CS].Selector, _startEip, Code32, Math.Max(lengthBytes, 1));
+        uint ipMask = Code32 ? 0xFFFFFFFF : 0xFFFF;
+        for (int i = 0; i < bytes.Length; i++)
+        {
+            bytes[i] = _memory.Read8(Translate(S[CS].Base + ((_startEip + (uint)i) & ipMask)));
+        }
+    }
+
+    /// <summary>The instruction at CS:EIP as text, for a diagnosis (decoded afresh: nothing is kept per step).</summary>
+    private string DescribeInstructionAt(uint eip)
+    {
+        uint ipMask = Code32 ? 0xFFFFFFFF : 0xFFFF;
+        Span<byte> bytes = stackalloc byte[15];
+        for (int i = 0; i < bytes.Length; i++)
+        {
+            bytes[i] = _memory.Read8(Translate(S[CS].Base + ((eip + (uint)i) & ipMask)));
+        }
+
+        Instruction instruction = _code.DecodeUncached(bytes, Code32 ? 32 : 16, eip);
+        return instruction.Code == Code.INVALID
+            ? $"invalid opcode {Convert.ToHexString(bytes[..4])}"
+            : $"'{instruction}'";
     }
 
     private Instruction DecodeSlow(int bitness)
@@ -247,19 +300,13 @@ internal sealed partial class X86Cpu
     private void Deliver(int vector, bool isSoftware, bool hasErrorCode, uint errorCode, int nested)
     {
         _ = isSoftware;
-        if (nested >= 2)
-        {
-            Stop(CpuExit.TripleFault, $"triple fault at {S[CS].Selector:X4}:{_startEip:X8}");
-            return;
-        }
-
         uint savedEsp = R[ESP];
         var savedCs = S[CS];
         uint savedEip = Eip;
         bool ok = ProtectedMode ? DeliverProtected(vector, hasErrorCode, errorCode) : DeliverReal(vector);
         if (!ok)
         {
-            int second = _faultVector;
+            int faultWhileDelivering = _faultVector;
             _faultVector = -1;
             R[ESP] = savedEsp;
             S[CS] = savedCs;
@@ -269,16 +316,34 @@ internal sealed partial class X86Cpu
                 return;
             }
 
-            // A contributory fault during delivery of a contributory fault is a double fault (SDM vol. 3, table 6-5).
+            // A contributory fault during delivery of a contributory fault is a double fault, and a fault
+            // while delivering the double fault shuts the processor down (SDM vol. 3, table 6-5).
             if (nested == 1 || vector == DoubleFault)
             {
-                Stop(CpuExit.TripleFault, $"triple fault at {S[CS].Selector:X4}:{_startEip:X8} (exception {vector} while delivering)");
+                Stop(CpuExit.TripleFault, TripleFaultDiagnosis(vector, faultWhileDelivering, nested));
                 return;
             }
 
-            _ = second;
+            _undeliverableVector = vector;
+            _faultWhileDelivering = faultWhileDelivering;
+            Trace?.Exception(DoubleFault, true, 0);
             Deliver(DoubleFault, false, true, 0, nested + 1);
         }
+    }
+
+    /// <summary>
+    /// Names where the CPU was, the instruction there, and the chain of deliveries that failed: the
+    /// first vector that could not be delivered and the fault each delivery raised.
+    /// </summary>
+    private string TripleFaultDiagnosis(int vector, int faultWhileDelivering, int nested)
+    {
+        string at = $"triple fault at {S[CS].Selector:X4}:{_startEip:X8} ({DescribeInstructionAt(_startEip)}, {(ProtectedMode ? "protected" : "real")} mode)";
+        string chain = nested == 1
+            ? $"{ExceptionNames.Describe(_undeliverableVector)} could not be delivered ({ExceptionNames.Describe(_faultWhileDelivering)} while delivering it), " +
+              $"nor the double fault ({ExceptionNames.Describe(faultWhileDelivering)} while delivering it)"
+            : $"{ExceptionNames.Describe(vector)} could not be delivered ({ExceptionNames.Describe(faultWhileDelivering)} while delivering it)";
+        string table = ProtectedMode ? $"IDT base 0x{IdtBase:X8} limit 0x{IdtLimit:X4}" : $"interrupt table base 0x{IdtBase:X8} limit 0x{IdtLimit:X4}";
+        return $"{at}: {chain}; {table}, SS:ESP {S[SS].Selector:X4}:{R[ESP]:X8}";
     }
 
     private bool DeliverReal(int vector)
@@ -458,6 +523,7 @@ internal sealed partial class X86Cpu
     }
 
     /// <summary>Checks an access of sizeBytes at a segment offset against the hidden limit (#GP, or #SS for SS).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool CheckLimit(int segment, uint offset, int sizeBytes)
     {
         uint limit = S[segment].Limit;
@@ -470,9 +536,11 @@ internal sealed partial class X86Cpu
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private uint ReadMem(int segment, uint offset, int sizeBytes) =>
         _memory.Read(Translate(S[segment].Base + offset), sizeBytes);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void WriteMem(int segment, uint offset, int sizeBytes, uint value) =>
         _memory.Write(Translate(S[segment].Base + offset), sizeBytes, value);
 
@@ -540,5 +608,6 @@ internal sealed partial class X86Cpu
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ParityBit(uint value) => (BitOperations.PopCount(value & 0xFF) & 1) == 0 ? (int)PF : 0;
 }

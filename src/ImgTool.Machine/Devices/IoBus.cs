@@ -1,4 +1,5 @@
 using ImgTool.Machine.Cpu;
+using ImgTool.Machine.Tracing;
 
 namespace ImgTool.Machine.Devices;
 
@@ -12,13 +13,30 @@ internal interface IPortDevice
 
 /// <summary>
 /// The ISA/PCI I/O space: 64 Ki ports, each mapped to at most one device. Reads of unmapped ports
-/// float high (0xFF..), as on a PC; the first unmapped port touched is remembered for diagnosis.
+/// float high (0xFF..) and writes are dropped, as on a PC. Accesses to unmapped ports are counted
+/// (<see cref="UnmappedPorts"/>): firmware probes for hardware it may not find (SeaBIOS writes the
+/// DMA controller's ports, for instance), so such an access is information for a diagnosis, not a cause.
 /// </summary>
 internal sealed class IoBus : IIoBus
 {
-    private readonly IPortDevice?[] _ports = new IPortDevice?[65536];
+    /// <summary>Distinct (port, direction) pairs remembered; a guest sweeping the I/O space cannot grow the table further.</summary>
+    public const int MaxUnmappedPortsTracked = 256;
 
-    public string? FirstUnmappedPort { get; private set; }
+    private readonly IPortDevice?[] _ports = new IPortDevice?[65536];
+    private readonly Dictionary<int, UnmappedPortAccess> _unmapped = [];
+
+    /// <summary>The retired-instruction count, to date accesses; set by the machine once the CPU exists.</summary>
+    public Func<long> InstructionClock { get; set; } = () => 0;
+
+    /// <summary>When set, every port access is recorded (imgtool boot --trace).</summary>
+    public ExecutionTrace? Trace { get; set; }
+
+    /// <summary>
+    /// Unmapped ports the guest touched, the most recently accessed first (what the guest did last is
+    /// what a diagnosis looks at; the firmware's early probing comes last); at most <see cref="MaxUnmappedPortsTracked"/>.
+    /// </summary>
+    public IReadOnlyList<UnmappedPortAccess> UnmappedPorts =>
+        _unmapped.Values.OrderByDescending(access => access.LastInstruction).ThenBy(access => access.Port).ToArray();
 
     public void Map(ushort first, int count, IPortDevice device)
     {
@@ -39,24 +57,61 @@ internal sealed class IoBus : IIoBus
     public uint In(ushort port, int sizeBytes)
     {
         var device = _ports[port];
+        uint value;
         if (device is null)
         {
-            FirstUnmappedPort ??= $"in 0x{port:X4}";
-            return sizeBytes == 1 ? 0xFFu : sizeBytes == 2 ? 0xFFFFu : 0xFFFFFFFFu;
+            NoteUnmapped(port, write: false);
+            value = sizeBytes == 1 ? 0xFFu : sizeBytes == 2 ? 0xFFFFu : 0xFFFFFFFFu;
+        }
+        else
+        {
+            value = device.Read(port, sizeBytes);
         }
 
-        return device.Read(port, sizeBytes);
+        Trace?.PortIn(port, sizeBytes, value, device is null);
+        return value;
     }
 
     public void Out(ushort port, int sizeBytes, uint value)
     {
         var device = _ports[port];
+        Trace?.PortOut(port, sizeBytes, value, device is null);
         if (device is null)
         {
-            FirstUnmappedPort ??= $"out 0x{port:X4}";
+            NoteUnmapped(port, write: true);
             return;
         }
 
         device.Write(port, sizeBytes, value);
     }
+
+    private void NoteUnmapped(ushort port, bool write)
+    {
+        long now = InstructionClock();
+        int key = write ? port | 0x10000 : port;
+        if (_unmapped.TryGetValue(key, out var access))
+        {
+            access.Count++;
+            access.LastInstruction = now;
+        }
+        else if (_unmapped.Count < MaxUnmappedPortsTracked)
+        {
+            _unmapped.Add(key, new UnmappedPortAccess(port, write) { Count = 1, FirstInstruction = now, LastInstruction = now });
+        }
+    }
+}
+
+/// <summary>The accesses to one unmapped port in one direction.</summary>
+internal sealed class UnmappedPortAccess(ushort port, bool write)
+{
+    public ushort Port { get; } = port;
+
+    public bool Write { get; } = write;
+
+    public long Count { get; set; }
+
+    /// <summary>Retired-instruction count at the first and the latest access.</summary>
+    public long FirstInstruction { get; set; }
+
+    public long LastInstruction { get; set; }
 }

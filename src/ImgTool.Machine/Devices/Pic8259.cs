@@ -15,6 +15,10 @@ internal sealed class Pic8259 : IPortDevice, IInterruptLine
 
     public bool Pending => ComputeVector(acknowledge: false) >= 0;
 
+    /// <summary>True when the IRQ (0-15) cannot reach the CPU: masked at its chip, or a slave IRQ with IRQ 2 masked.</summary>
+    public bool IsMasked(int irq) =>
+        irq < 8 ? (_master.Imr & (1 << irq)) != 0 : (_slave.Imr & (1 << (irq & 7))) != 0 || (_master.Imr & 4) != 0;
+
     public int Acknowledge()
     {
         int vector = ComputeVector(acknowledge: true);

@@ -7,6 +7,8 @@ using ImgTool.Machine;
 namespace ImgTool.Operations.Boot;
 
 /// <param name="Writable">--writable: let the guest write to the image (by default writes go to a copy-on-write overlay).</param>
+/// <param name="TracePath">--trace FILE: write an execution trace there when the run ends.</param>
+/// <param name="TraceDepth">--trace-depth N: instructions kept in the trace.</param>
 public sealed record BootOptions(
     string FileName,
     string? Format = null,
@@ -16,7 +18,9 @@ public sealed record BootOptions(
     long MaxInstructions = BootOperation.DefaultMaxInstructions,
     IReadOnlyList<string>? Expect = null,
     bool Writable = false,
-    bool ForceShare = false);
+    bool ForceShare = false,
+    string? TracePath = null,
+    int TraceDepth = TraceSettings.DefaultInstructionDepth);
 
 /// <summary>imgtool boot: boot an image on the emulated PC and watch COM1 for expected text.</summary>
 public sealed class BootOperation(ImageOpener opener)
@@ -31,6 +35,11 @@ public sealed class BootOperation(ImageOpener opener)
         if (options.MemoryBytes is < 2L << 20 or > 3L << 30)
         {
             throw new InvalidOptionException($"memory size {options.MemoryBytes} is out of range: use 2M to 3G");
+        }
+
+        if (options.TraceDepth is < 1 or > TraceSettings.MaxInstructionDepth)
+        {
+            throw new InvalidOptionException($"trace depth {options.TraceDepth} is out of range: use 1 to {TraceSettings.MaxInstructionDepth}");
         }
 
         var patterns = new List<Regex>();
@@ -49,17 +58,38 @@ public sealed class BootOperation(ImageOpener opener)
         var request = new ImageOpenRequest(options.Format, ReadOnly: !options.Writable, ForceShare: options.ForceShare);
         await using IImage image = await opener.OpenAsync(options.FileName, request, cancellationToken).ConfigureAwait(false);
         IBlockDevice disk = options.Writable ? image : new CopyOnWriteOverlay(image);
+        // Created only once the image has opened: bad input leaves no trace file behind.
+        StreamWriter? traceWriter = options.TracePath is { } tracePath ? CreateTraceWriter(tracePath) : null;
         try
         {
-            var settings = new BootSettings(firmware, (uint)options.MemoryBytes, patterns, options.MaxInstructions, options.Timeout ?? TimeSpan.FromSeconds(120));
+            var trace = traceWriter is null ? null : new TraceSettings(traceWriter, options.TraceDepth);
+            var settings = new BootSettings(firmware, (uint)options.MemoryBytes, patterns, options.MaxInstructions, options.Timeout ?? TimeSpan.FromSeconds(120), trace);
             return await Task.Run(() => BootRunner.Run(disk, settings, cancellationToken), cancellationToken).ConfigureAwait(false);
         }
         finally
         {
+            if (traceWriter is not null)
+            {
+                await traceWriter.DisposeAsync().ConfigureAwait(false);
+            }
+
             if (!options.Writable)
             {
                 await disk.DisposeAsync().ConfigureAwait(false);
             }
+        }
+    }
+
+    private static StreamWriter CreateTraceWriter(string path)
+    {
+        try
+        {
+            // A large buffer: a trace is some megabytes of short lines.
+            return new StreamWriter(path, append: false, new System.Text.UTF8Encoding(false), bufferSize: 1 << 16);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new HostIOException($"cannot write the trace: {e.Message}", path, e);
         }
     }
 

@@ -28,6 +28,60 @@ public sealed class BootCommandTests : IDisposable
         Assert.Equal(before, SHA256.HashData(await File.ReadAllBytesAsync(image)));
     }
 
+    /// <summary>
+    /// --trace on the checksum boot sector: the run ends with the sector's CLI; HLT (no --expect, so a halt
+    /// is the end), and the trace holds those instructions, the INT 13h calls, the COM1 traffic that printed
+    /// the checksum, and the per-port counts.
+    /// </summary>
+    [Fact]
+    public async Task Trace_of_the_checksum_boot_sector_holds_its_instructions_interrupts_and_port_io()
+    {
+        string image = Path.Combine(_directory, "boot.img");
+        var bytes = new byte[1 << 20];
+        new Random(7).NextBytes(bytes);
+        Assemble().CopyTo(bytes, 0);
+        await File.WriteAllBytesAsync(image, bytes);
+        string trace = Path.Combine(_directory, "boot.trace");
+
+        var result = await Tools.Imgtool("boot", "-f", "raw", image, "--timeout", "120s", "--trace", trace, "--trace-depth", "5000");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        string[] lines = await File.ReadAllLinesAsync(trace);
+        Assert.StartsWith("# imgtool boot trace", lines[0], StringComparison.Ordinal);
+        Assert.StartsWith("# Success: ", lines[1], StringComparison.Ordinal);
+        string[] instructions = lines.Where(line => System.Text.RegularExpressions.Regex.IsMatch(line, @"^ *\d+  [0-9A-F]{4}:")).ToArray();
+        Assert.Equal(5000, instructions.Length);
+        // The sector's last instructions, at its own addresses (0000:7Cxx), as bytes and NASM text.
+        Assert.Matches(@"^ *\d+  0000:7C[0-9A-F]{2}      FA +cli$", instructions[^2]);
+        Assert.Matches(@"^ *\d+  0000:7C[0-9A-F]{2}      F4 +hlt$", instructions[^1]);
+        Assert.Contains(lines, line => line.EndsWith("-- hlt  (waiting for an interrupt)", StringComparison.Ordinal));
+        // putc: polls the line status register, then writes the character (the checksum's last digit is in the window).
+        Assert.Contains(lines, line => System.Text.RegularExpressions.Regex.IsMatch(line, @"0000:7C[0-9A-F]{2}      EC +in +al,dx$"));
+        Assert.Contains(lines, line => line.Contains("-- in   port 0x03FD (COM1) -> 0x", StringComparison.Ordinal));
+        Assert.Contains(lines, line => line.Contains("-- out  port 0x03F8 (COM1) <- 0x0A", StringComparison.Ordinal));
+        // The INT 13h reads happened before the window: their events are kept in the earlier section.
+        Assert.Contains("# events before the first traced instruction:", lines);
+        Assert.Contains(lines, line => line.EndsWith("-- int  vector 0x13", StringComparison.Ordinal));
+        // "CHECKSUM xxxxxxxx\r\n" is 19 characters on COM1 after SeaBIOS's own text.
+        string com1 = Assert.Single(lines, line => line.StartsWith("port 0x03F8 ", StringComparison.Ordinal));
+        long writes = long.Parse(System.Text.RegularExpressions.Regex.Match(com1, @"out +(\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(writes >= 19, com1);
+    }
+
+    [Fact]
+    public async Task No_trace_file_is_left_when_the_image_cannot_be_opened()
+    {
+        string trace = Path.Combine(_directory, "none.trace");
+
+        var result = await Tools.Imgtool("boot", "-f", "raw", Path.Combine(_directory, "missing.img"), "--trace", trace);
+        var depth = await Tools.Imgtool("boot", "-f", "raw", Path.Combine(_directory, "missing.img"), "--trace", trace, "--trace-depth", "0");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal(1, depth.ExitCode);
+        Assert.Contains("trace depth 0 is out of range", depth.Err, StringComparison.Ordinal);
+        Assert.False(File.Exists(trace));
+    }
+
     [Fact]
     public async Task An_image_of_zeros_has_no_bootable_disk()
     {
