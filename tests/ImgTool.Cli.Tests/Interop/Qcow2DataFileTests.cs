@@ -14,7 +14,6 @@ public sealed class Qcow2DataFileTests : IDisposable
 {
     private const long MiB = 1 << 20;
     private readonly TempDir _dir = new();
-    private readonly ImageOpener _opener = new(FormatRegistry.Default);
 
     public void Dispose() => _dir.Dispose();
 
@@ -48,7 +47,7 @@ public sealed class Qcow2DataFileTests : IDisposable
         await AssertAgreesWithQemuAsync(image);
 
         // Writing through imgtool keeps the image valid for qemu, and a raw data file stays the disk itself.
-        await RandomWritesAsync(image, theirs, size, seed: options.Length, discards: true);
+        await Qcow2Interop.RandomWritesAsync(image, theirs, size, seed: options.Length, backing: false, compressed: false);
         await AssertQemuCleanAsync(image);
         await QemuImgHere("compare", "-f", "raw", "-F", "qcow2", "theirs.raw", "theirs.qcow2");
         if (options.Contains("data_file_raw=on", StringComparison.Ordinal))
@@ -107,7 +106,7 @@ public sealed class Qcow2DataFileTests : IDisposable
         Assert.True(create.ExitCode == 0, create.ToString());
         string model = _dir.File("model.raw");
         await File.WriteAllBytesAsync(model, baseData);
-        await RandomWritesAsync(_dir.File("top.qcow2"), model, size, seed: 3, discards: false);
+        await Qcow2Interop.RandomWritesAsync(_dir.File("top.qcow2"), model, size, seed: 3, backing: true, compressed: false);
         await AssertQemuCleanAsync(_dir.File("top.qcow2"));
         await QemuImgHere("compare", "-f", "raw", "-F", "qcow2", "model.raw", "top.qcow2");
         Assert.Equal(await File.ReadAllBytesAsync(model), await ReadThroughImgtoolAsync(_dir.File("top.qcow2")));
@@ -275,55 +274,5 @@ public sealed class Qcow2DataFileTests : IDisposable
         byte[] bytes = await File.ReadAllBytesAsync(copy);
         File.Delete(copy);
         return bytes;
-    }
-
-    /// <summary>Seeded writes, zero writes and (without a backing file) discards through imgtool's library, mirrored
-    /// into a raw model file.</summary>
-    private async Task RandomWritesAsync(string image, string modelPath, long size, int seed, bool discards)
-    {
-        var random = new Random(seed);
-        byte[] model = await File.ReadAllBytesAsync(modelPath);
-        Assert.Equal(size, model.Length);
-        await using (IImage device = await _opener.OpenAsync(image, new ImageOpenRequest("qcow2", ReadOnly: false)))
-        {
-            long cluster = device.Details.ClusterSizeBytes!.Value;
-            for (int step = 0; step < 60; step++)
-            {
-                int op = random.Next(100);
-                long offset = random.NextInt64(size);
-                int length = (int)Math.Min(size - offset, random.Next(3) switch
-                {
-                    0 => random.Next(1, 5000),
-                    1 => random.Next(1, (int)Math.Min(cluster * 3, 4 * MiB)),
-                    _ => random.Next(1, 600_000),
-                });
-                if (op < 60)
-                {
-                    byte[] data = new byte[length];
-                    random.NextBytes(data);
-                    await device.WriteAsync(offset, data);
-                    data.CopyTo(model, offset);
-                }
-                else if (op < 80 || !discards)
-                {
-                    await device.WriteZeroesAsync(offset, length, random.Next(2) == 0 ? BlockZeroFlags.MayUnmap : BlockZeroFlags.None);
-                    Array.Clear(model, (int)offset, length);
-                }
-                else
-                {
-                    await device.DiscardAsync(offset, length);
-                    long first = (offset + cluster - 1) / cluster * cluster;
-                    long end = offset + length == size ? size : (offset + length) / cluster * cluster;
-                    if (end > first)
-                    {
-                        Array.Clear(model, (int)first, (int)(end - first));
-                    }
-                }
-            }
-
-            await device.FlushAsync();
-        }
-
-        await File.WriteAllBytesAsync(modelPath, model);
     }
 }
