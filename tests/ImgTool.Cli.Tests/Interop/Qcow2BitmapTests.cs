@@ -212,16 +212,22 @@ public sealed class Qcow2BitmapTests : IDisposable
             new(OpKind.Discard, 12 * MiB, MiB, 0),
             new(OpKind.Discard, (20 * MiB) + 4096, 3000, 0),
             new(OpKind.Write, DiskBytes - 5000, 5000, 5),
+
+            // Requests that end one byte into a granule, or start on its last byte, in otherwise clean places.
+            new(OpKind.Write, (2 * MiB) - 10, 11, 6),
+            new(OpKind.Zero, (3 * MiB) + (64 * 1024) - 1, 2, 0),
+            new(OpKind.Discard, (7 * MiB) - 1, 2, 0),
+            new(OpKind.Write, (30 * MiB) + (4 * 1024) - 1, (4 * 1024) + 2, 7),
         ]);
-        for (int i = 0; i < 30; i++)
+        for (int i = 0; i < 24; i++)
         {
             OpKind kind = (OpKind)random.Next(3);
             long offset = random.NextInt64(DiskBytes);
-            long length = Math.Min(DiskBytes - offset, random.Next(3) switch
+            long length = Math.Min(DiskBytes - offset, random.Next(10) switch
             {
-                0 => random.Next(1, 5000),
-                1 => random.Next(1, 300_000),
-                _ => random.Next(1, 4 * (int)MiB),
+                < 5 => random.Next(1, 5000),
+                < 9 => random.Next(1, 100_000),
+                _ => random.Next(1, (int)MiB),
             });
             ops.Add(new Op(kind, offset, length, (byte)random.Next(1, 256)));
         }
