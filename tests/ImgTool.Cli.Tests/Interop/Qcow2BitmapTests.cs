@@ -152,6 +152,40 @@ public sealed class Qcow2BitmapTests : IDisposable
     }
 
     [Fact]
+    public async Task An_all_ones_table_entry_is_read_as_all_dirty_and_kept()
+    {
+        string original = _dir.File("ones.qcow2");
+        Assert.Equal(0, (await QemuImg("create", "-f", "qcow2", "-o", "cluster_size=4k", original, "64M")).ExitCode);
+        await AddBitmapAsync(original, "b", "-g", "512");
+
+        // 64 MiB in 512-byte granules is 16 KiB of bits: four table entries. The second says "all ones" without
+        // a cluster (QEMU reads such entries but never writes them).
+        long table = BinaryPrimitives.ReadInt64BigEndian(EntryBytes(original, "b"));
+        using (var file = new FileStream(original, FileMode.Open))
+        {
+            byte[] entry = new byte[8];
+            BinaryPrimitives.WriteUInt64BigEndian(entry, 1);
+            file.Position = table + 8;
+            file.Write(entry);
+        }
+
+        Assert.Equal([(16 * MiB, 16 * MiB)], await DirtyRangesAsync(original, "b"));
+        string theirs = _dir.File("ones-theirs.qcow2");
+        string ours = _dir.File("ones-ours.qcow2");
+        File.Copy(original, theirs);
+        File.Copy(original, ours);
+        Op[] ops = [new(OpKind.Write, (20 * MiB) + 3, 100, 1), new(OpKind.Zero, 50 * MiB, 1000, 0)];
+        await QemuIo(theirs, [.. ops.Select(QemuIoCommand)]);
+        await ApplyThroughLibraryAsync(ours, ops);
+
+        List<(long Start, long Length)> expected = await DirtyRangesAsync(theirs, "b");
+        Assert.Equal([(16 * MiB, 16 * MiB), (50 * MiB, 1024L)], expected);
+        Assert.Equal(expected, await DirtyRangesAsync(ours, "b"));
+        await AssertQemuCleanAsync(ours);
+        await AssertChecksAgreeAsync(ours);
+    }
+
+    [Fact]
     public async Task A_bitmap_beyond_qemus_size_limit_stops_the_write_with_a_clear_error()
     {
         string image = _dir.File("huge.qcow2");
