@@ -347,22 +347,62 @@ public sealed class Qcow2BitmapTests : IDisposable
         }
         finally
         {
-            // Without --persistent the server leaves after its one client; stop it should the client have failed.
-            if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
+            await AwaitServerExitAsync(pidFile);
+        }
+    }
+
+    /// <summary>
+    /// Without --persistent the server leaves after its one client, but it may still hold the image lock for a
+    /// moment, which would make the next command on the image fail. It is not our child (--fork), so its end is
+    /// seen in /proc: gone, or a zombie that has closed everything. Should it linger, it is stopped.
+    /// </summary>
+    private static async Task AwaitServerExitAsync(string pidFile)
+    {
+        if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
+        {
+            return;
+        }
+
+        string stat = $"/proc/{pid}/stat";
+        for (int wait = 0; wait < 200; wait++)
+        {
+            if (!IsRunning(stat))
             {
-                try
-                {
-                    using var server = Process.GetProcessById(pid);
-                    if (!server.HasExited && server.ProcessName.StartsWith("qemu-nbd", StringComparison.Ordinal))
-                    {
-                        server.Kill();
-                    }
-                }
-                catch (ArgumentException)
-                {
-                    // already gone
-                }
+                return;
             }
+
+            await Task.Delay(50);
+        }
+
+        try
+        {
+            using var server = Process.GetProcessById(pid);
+            if (server.ProcessName.StartsWith("qemu-nbd", StringComparison.Ordinal))
+            {
+                server.Kill();
+            }
+        }
+        catch (ArgumentException)
+        {
+            // already gone
+        }
+    }
+
+    private static bool IsRunning(string statPath)
+    {
+        try
+        {
+            // "pid (comm) state ...": the state follows the last ')'.
+            string stat = File.ReadAllText(statPath);
+            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z') is false;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
         }
     }
 
