@@ -43,6 +43,11 @@ internal static class JsonText
             case InfoBool b:
                 writer.WriteBooleanValue(b.Value);
                 break;
+            case InfoArray { Items.Count: 0 } when writer.Options.Indented:
+                // qemu-img's pretty printer puts the closing bracket of an empty array on its own line
+                // (a disabled bitmap's "flags"); Utf8JsonWriter would write "[]".
+                writer.WriteRawValue("[\n" + new string(' ', writer.CurrentDepth * writer.Options.IndentSize) + "]", skipInputValidation: true);
+                break;
             case InfoArray a:
                 writer.WriteStartArray();
                 foreach (InfoValue item in a.Items)

@@ -81,6 +81,7 @@ internal sealed partial class Qcow2Image : ISnapshots
     public async ValueTask ApplySnapshotAsync(string idOrName, CancellationToken cancellationToken = default)
     {
         RefuseWithExternalDataFile();
+        RefuseSnapshotRevertWithBitmaps();
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {

@@ -15,6 +15,7 @@ internal sealed partial class Qcow2Image
         try
         {
             await BeforeFirstWriteAsync(cancellationToken).ConfigureAwait(false);
+            await MarkDirtyAsync(offsetBytes, buffer.Length, cancellationToken).ConfigureAwait(false);
             InvalidateDecompressed();
             await WriteLockedAsync(offsetBytes, buffer, cancellationToken).ConfigureAwait(false);
         }
@@ -351,6 +352,7 @@ internal sealed partial class Qcow2Image
         try
         {
             await BeforeFirstWriteAsync(cancellationToken).ConfigureAwait(false);
+            await MarkDirtyAsync(offsetBytes, lengthBytes, cancellationToken).ConfigureAwait(false);
             InvalidateDecompressed();
             long end = offsetBytes + lengthBytes;
             long position = offsetBytes;
@@ -502,6 +504,7 @@ internal sealed partial class Qcow2Image
         try
         {
             await BeforeFirstWriteAsync(cancellationToken).ConfigureAwait(false);
+            await MarkDirtyAsync(offsetBytes, Math.Min(ClusterSize, SizeBytes - offsetBytes), cancellationToken).ConfigureAwait(false);
             InvalidateDecompressed();
             long l1Index = offsetBytes / (ClusterSize << _l2Bits);
             long index = (offsetBytes >> _clusterBits) & (L2Entries - 1);

@@ -229,7 +229,8 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
         }
     }
 
-    /// <summary>Clears autoclear bits we do not maintain, once, before the first change to the image.</summary>
+    /// <summary>Once, before the first change to the image: clears autoclear bits we do not maintain and starts
+    /// keeping the persistent dirty bitmaps up to date.</summary>
     private async ValueTask BeforeFirstWriteAsync(CancellationToken cancellationToken)
     {
         if (IsReadOnly)
@@ -246,26 +247,17 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
             return;
         }
 
-        _headerFixed = true;
-        if (Bitmaps.Any(b => (b.Flags & Qcow2Bitmap.InUse) == 0))
-        {
-            // We change the disk without updating the bitmaps: flag them in use, the spec's "inconsistent".
-            byte[] flags = new byte[4];
-            foreach (Qcow2Bitmap bitmap in Bitmaps)
-            {
-                BinaryPrimitives.WriteUInt32BigEndian(flags, bitmap.Flags | Qcow2Bitmap.InUse);
-                await HostFile.WriteAsync(Qcow2Bitmaps.FlagsOffset(bitmap), flags, cancellationToken).ConfigureAwait(false);
-            }
-
-            Bitmaps = [.. Bitmaps.Select(b => b with { Flags = b.Flags | Qcow2Bitmap.InUse })];
-        }
-
         Qcow2Autoclear kept = Header.Autoclear & Qcow2Autoclear.Understood;
         if (kept != Header.Autoclear)
         {
             Header = Header with { Autoclear = kept };
             await WriteHeaderAsync(cancellationToken).ConfigureAwait(false);
         }
+
+        // Enabled bitmaps are flagged in use and tracked from here on; if one cannot be kept correct, this
+        // throws and so does every later attempt to write.
+        _dirtyBitmaps = await Qcow2DirtyBitmaps.StartAsync(this, cancellationToken).ConfigureAwait(false);
+        _headerFixed = true;
     }
 
     public async ValueTask WriteHeaderAsync(CancellationToken cancellationToken)
@@ -368,6 +360,18 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
         new Qcow2Check(this).RunAsync(repair, cancellationToken);
 
     public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await StoreDirtyBitmapsAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        finally
+        {
+            await DisposeFilesAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask DisposeFilesAsync()
     {
         if (Backing is not null)
         {

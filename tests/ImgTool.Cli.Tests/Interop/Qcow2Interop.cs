@@ -30,6 +30,14 @@ internal static class Qcow2Interop
         }
     }
 
+    /// <summary>imgtool info shows the format-specific part (bitmaps included) exactly as qemu-img info does.</summary>
+    public static async Task AssertInfoAgreesAsync(string image)
+    {
+        using JsonDocument theirs = JsonDocument.Parse((await QemuImg("info", "--output=json", image)).Out);
+        using JsonDocument mine = JsonDocument.Parse((await Imgtool("info", "--output=json", image)).Out);
+        Assert.Equal(theirs.RootElement.GetProperty("format-specific").ToString(), mine.RootElement.GetProperty("format-specific").ToString());
+    }
+
     public static async Task AssertQemuCleanAsync(string image)
     {
         RunResult check = await QemuImg("check", image);
