@@ -37,7 +37,7 @@ public sealed class InfoOperation(ImageOpener opener)
         var images = new List<ImageInfo>();
         await using IImage image = await opener.OpenAsync(
             options.FileName,
-            new ImageOpenRequest(options.Format, ForceShare: options.ForceShare, OpenBacking: options.BackingChain),
+            new ImageOpenRequest(options.Format, ForceShare: options.ForceShare, OpenBacking: options.BackingChain, MetadataOnly: true),
             cancellationToken).ConfigureAwait(false);
 
         string fileName = options.FileName;

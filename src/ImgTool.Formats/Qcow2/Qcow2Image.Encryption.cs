@@ -1,0 +1,131 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using ImgTool.Block.Errors;
+using ImgTool.Block.Host;
+using ImgTool.Formats.Luks;
+
+namespace ImgTool.Formats.Qcow2;
+
+/// <summary>
+/// LUKS encryption of data clusters (docs/interop/qcow2.txt, "Data encryption", crypt_method 2): the LUKS
+/// header and key material sit in clusters the "Full disk encryption header pointer" extension names;
+/// every data cluster is encrypted with the LUKS payload cipher in 512-byte sectors whose IV comes from the
+/// sector's host offset (QEMU's crypt_physical_offset: the offset in the file that holds the data), not
+/// from the guest offset. Compressed clusters cannot be encrypted.
+/// </summary>
+internal sealed partial class Qcow2Image
+{
+    private const int CryptoSector = LuksLimits.SectorBytes;
+
+    private ISectorCipher? _cipher;
+
+    /// <summary>The LUKS header, for images with crypt_method 2; null otherwise.</summary>
+    public LuksHeader? Luks { get; private set; }
+
+    /// <summary>Where the LUKS header area lies in the image file (offset, length), from the header extension.</summary>
+    public (long OffsetBytes, long LengthBytes) LuksArea { get; private set; }
+
+    public bool IsEncrypted => Luks is not null;
+
+    /// <summary>The extension's two big-endian 64-bit fields: offset and length of the LUKS header area.</summary>
+    internal static (long OffsetBytes, long LengthBytes) ReadLuksArea(Qcow2Header header, long fileLength, string fileName)
+    {
+        byte[] data = header.Extensions.First(e => e.Type == Qcow2HeaderExtension.FullDiskEncryption).Data;
+        if (data.Length != 16)
+        {
+            throw new ImageFormatException($"full disk encryption header extension has length {data.Length}, not 16", fileName);
+        }
+
+        long offset = BinaryPrimitives.ReadInt64BigEndian(data);
+        long length = BinaryPrimitives.ReadInt64BigEndian(data.AsSpan(8));
+        if (offset <= 0 || (offset & (header.ClusterSize - 1)) != 0 || length < LuksHeader.Length
+            || length > LuksLimits.MaxHeaderAreaBytes || offset > fileLength - LuksHeader.Length)
+        {
+            throw new ImageFormatException($"invalid LUKS header area (offset {offset}, length {length})", fileName);
+        }
+
+        return (offset, length);
+    }
+
+    /// <summary>Reads the LUKS header; with a password also unlocks the master key. Without one the image can
+    /// only show its metadata (info), as qemu-img opens it without I/O.</summary>
+    private async ValueTask OpenEncryptionAsync(ImageOpenContext context, CancellationToken cancellationToken)
+    {
+        (long offset, long length) = ReadLuksArea(Header, HostFile.Length, HostFile.Path);
+        LuksArea = (offset, length);
+        byte[] raw = new byte[LuksHeader.Length];
+        await HostFile.ReadZeroFilledAsync(offset, raw, cancellationToken).ConfigureAwait(false);
+        Luks = LuksHeader.Read(raw, length, HostFile.Path);
+        if (context.EncryptionPassword is { } password)
+        {
+            byte[] masterKey = await LuksKeyStore.UnlockAsync(Luks, password, ReadArea, HostFile.Path, cancellationToken).ConfigureAwait(false);
+            _cipher = LuksCipherSpec.FromHeader(Luks).Create(masterKey, HostFile.Path);
+        }
+        else if (!context.MetadataOnly)
+        {
+            throw new EncryptionKeyException("Parameter 'encrypt.key-secret' is required for cipher", HostFile.Path);
+        }
+
+        ValueTask ReadArea(long areaOffset, Memory<byte> buffer, CancellationToken ct) =>
+            HostFile.ReadZeroFilledAsync(offset + areaOffset, buffer, ct);
+    }
+
+    private ISectorCipher Cipher => _cipher
+        ?? throw new EncryptionKeyException("the image is encrypted and was opened without a key", HostFile.Path);
+
+    /// <summary>Reads and decrypts guest data at a host offset; the read is widened to whole sectors.</summary>
+    private async ValueTask ReadEncryptedAsync(long host, Memory<byte> part, CancellationToken cancellationToken)
+    {
+        ISectorCipher cipher = Cipher;
+        long start = host & ~(CryptoSector - 1L);
+        long end = (host + part.Length + CryptoSector - 1) & ~(CryptoSector - 1L);
+        if (start == host && end == host + part.Length)
+        {
+            await DataFile.ReadZeroFilledAsync(host, part, cancellationToken).ConfigureAwait(false);
+            cipher.Decrypt(part.Span, host / CryptoSector);
+            return;
+        }
+
+        byte[] sectors = ArrayPool<byte>.Shared.Rent((int)(end - start));
+        try
+        {
+            Memory<byte> span = sectors.AsMemory(0, (int)(end - start));
+            await DataFile.ReadZeroFilledAsync(start, span, cancellationToken).ConfigureAwait(false);
+            cipher.Decrypt(span.Span, start / CryptoSector);
+            span.Slice((int)(host - start), part.Length).CopyTo(part);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(sectors);
+        }
+    }
+
+    /// <summary>Encrypts and writes guest data at a host offset. A write that covers only part of a sector
+    /// first decrypts the sectors at its edges (the caller holds the metadata lock, so nothing else writes them).</summary>
+    private async ValueTask WriteEncryptedAsync(long host, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        ISectorCipher cipher = Cipher;
+        long start = host & ~(CryptoSector - 1L);
+        long end = (host + data.Length + CryptoSector - 1) & ~(CryptoSector - 1L);
+        byte[] sectors = ArrayPool<byte>.Shared.Rent((int)(end - start));
+        try
+        {
+            Memory<byte> span = sectors.AsMemory(0, (int)(end - start));
+            if (start != host || end != host + data.Length)
+            {
+                await DataFile.ReadZeroFilledAsync(start, span, cancellationToken).ConfigureAwait(false);
+                cipher.Decrypt(span.Span, start / CryptoSector);
+            }
+
+            data.CopyTo(span[(int)(host - start)..]);
+            cipher.Encrypt(span.Span, start / CryptoSector);
+            await DataFile.WriteAsync(start, span, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(sectors);
+        }
+    }
+
+    private void DisposeEncryption() => _cipher?.Dispose();
+}
