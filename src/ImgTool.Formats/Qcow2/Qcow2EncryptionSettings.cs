@@ -44,6 +44,12 @@ internal sealed record Qcow2EncryptionSettings(LuksCipherSpec Cipher, LuksHash H
             throw new InvalidOptionException($"invalid encrypt.cipher-mode '{mode}': use xts or cbc", fileName);
         }
 
+        if (mode == "cbc" && aesKeyBytes == 24)
+        {
+            // Its split key material (24 × 4000 bytes) is not a whole number of sectors, which QEMU 7.2 cannot open.
+            throw new InvalidOptionException("aes-192 with cipher mode cbc is not supported (QEMU cannot open such images); use xts or another key size", fileName);
+        }
+
         string ivgen = options.GetString("encrypt.ivgen-alg") ?? "plain64";
         if (ivgen is not ("plain" or "plain64" or "essiv"))
         {
