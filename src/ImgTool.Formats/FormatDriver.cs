@@ -23,6 +23,9 @@ public abstract class FormatDriver
     /// so convert compresses on all cores even without -c.</summary>
     public virtual bool AlwaysCompresses(ImgTool.Block.Options.ImageOptions options) => false;
 
+    /// <summary>Whether a newly created image reads as zeros everywhere (QEMU's has_zero_init), so convert can skip zero ranges.</summary>
+    public virtual bool CreatesZeroedImages => true;
+
     /// <summary>How sure the driver is that the data is its format: 0 (no) to 100 (magic and header check out).</summary>
     public abstract int Probe(ProbeInput input);
 

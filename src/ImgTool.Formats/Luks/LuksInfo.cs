@@ -9,7 +9,8 @@ namespace ImgTool.Formats.Luks;
 /// </summary>
 internal static class LuksInfo
 {
-    public static InfoObject Build(LuksHeader header)
+    /// <param name="withFormat">qcow2's encrypt block names the format ("luks"); the luks driver's own block does not.</param>
+    public static InfoObject Build(LuksHeader header, bool withFormat = true)
     {
         LuksCipherSpec spec = LuksCipherSpec.FromHeader(header);
         var members = new List<KeyValuePair<string, InfoValue>>
@@ -24,7 +25,11 @@ internal static class LuksInfo
             members.Add(new("ivgen-hash-alg", InfoValue.Of(ivHash)));
         }
 
-        members.Add(new("format", InfoValue.Of("luks")));
+        if (withFormat)
+        {
+            members.Add(new("format", InfoValue.Of("luks")));
+        }
+
         members.Add(new("cipher-mode", InfoValue.Of(spec.Mode)));
         members.Add(new("slots", new InfoArray([.. header.KeySlots.Select(Slot)])));
         members.Add(new("payload-offset", InfoValue.Of(header.PayloadOffsetBytes)));

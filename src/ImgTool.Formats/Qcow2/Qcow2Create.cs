@@ -19,7 +19,7 @@ internal sealed record Qcow2CreateSettings(
     string Preallocation,
     string? DataFile = null,
     bool DataFileRaw = false,
-    Qcow2EncryptionSettings? Encryption = null)
+    LuksCreateSettings? Encryption = null)
 {
     public static Qcow2CreateSettings From(ImageOptions options, bool hasBacking, string? fileName)
     {
@@ -108,7 +108,7 @@ internal sealed record Qcow2CreateSettings(
             preallocation = "metadata";
         }
 
-        Qcow2EncryptionSettings? encryption = Qcow2EncryptionSettings.From(options, fileName);
+        LuksCreateSettings? encryption = Qcow2EncryptionSettings.From(options, fileName);
         if (encryption is not null && preallocation != "off")
         {
             throw new InvalidOptionException("preallocation is not supported together with encryption", fileName);
@@ -146,8 +146,7 @@ internal static class Qcow2Create
         if (settings.Encryption is { } encryptionSettings)
         {
             // Resolve the secret before writing anything, so a missing one leaves no file content behind.
-            password = request.Secrets?.GetValueOrDefault(encryptionSettings.KeySecretId)
-                ?? throw new InvalidOptionException($"No secret with id '{encryptionSettings.KeySecretId}'", file.Path);
+            password = encryptionSettings.Password(request.Secrets, file.Path);
         }
 
         // As QEMU: the LUKS header area gets its own clusters, right after the L1 table.

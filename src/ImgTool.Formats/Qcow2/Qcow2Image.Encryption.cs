@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using ImgTool.Block.Errors;
 using ImgTool.Block.Host;
@@ -15,8 +14,6 @@ namespace ImgTool.Formats.Qcow2;
 /// </summary>
 internal sealed partial class Qcow2Image
 {
-    private const int CryptoSector = LuksLimits.SectorBytes;
-
     private ISectorCipher? _cipher;
 
     /// <summary>The LUKS header, for images with crypt_method 2; null otherwise.</summary>
@@ -73,59 +70,14 @@ internal sealed partial class Qcow2Image
     private ISectorCipher Cipher => _cipher
         ?? throw new EncryptionKeyException("the image is encrypted and was opened without a key", HostFile.Path);
 
-    /// <summary>Reads and decrypts guest data at a host offset; the read is widened to whole sectors.</summary>
-    private async ValueTask ReadEncryptedAsync(long host, Memory<byte> part, CancellationToken cancellationToken)
-    {
-        ISectorCipher cipher = Cipher;
-        long start = host & ~(CryptoSector - 1L);
-        long end = (host + part.Length + CryptoSector - 1) & ~(CryptoSector - 1L);
-        if (start == host && end == host + part.Length)
-        {
-            await DataFile.ReadZeroFilledAsync(host, part, cancellationToken).ConfigureAwait(false);
-            cipher.Decrypt(part.Span, host / CryptoSector);
-            return;
-        }
+    /// <summary>Reads and decrypts guest data at a host offset (sector numbers are host offsets / 512).</summary>
+    private ValueTask ReadEncryptedAsync(long host, Memory<byte> part, CancellationToken cancellationToken) =>
+        EncryptedSectors.ReadAsync(Cipher, DataFile, 0, host, part, cancellationToken);
 
-        byte[] sectors = ArrayPool<byte>.Shared.Rent((int)(end - start));
-        try
-        {
-            Memory<byte> span = sectors.AsMemory(0, (int)(end - start));
-            await DataFile.ReadZeroFilledAsync(start, span, cancellationToken).ConfigureAwait(false);
-            cipher.Decrypt(span.Span, start / CryptoSector);
-            span.Slice((int)(host - start), part.Length).CopyTo(part);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(sectors);
-        }
-    }
-
-    /// <summary>Encrypts and writes guest data at a host offset. A write that covers only part of a sector
-    /// first decrypts the sectors at its edges (the caller holds the metadata lock, so nothing else writes them).</summary>
-    private async ValueTask WriteEncryptedAsync(long host, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
-    {
-        ISectorCipher cipher = Cipher;
-        long start = host & ~(CryptoSector - 1L);
-        long end = (host + data.Length + CryptoSector - 1) & ~(CryptoSector - 1L);
-        byte[] sectors = ArrayPool<byte>.Shared.Rent((int)(end - start));
-        try
-        {
-            Memory<byte> span = sectors.AsMemory(0, (int)(end - start));
-            if (start != host || end != host + data.Length)
-            {
-                await DataFile.ReadZeroFilledAsync(start, span, cancellationToken).ConfigureAwait(false);
-                cipher.Decrypt(span.Span, start / CryptoSector);
-            }
-
-            data.CopyTo(span[(int)(host - start)..]);
-            cipher.Encrypt(span.Span, start / CryptoSector);
-            await DataFile.WriteAsync(start, span, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(sectors);
-        }
-    }
+    /// <summary>Encrypts and writes guest data at a host offset; the caller holds the metadata lock, so no other
+    /// write shares an edge sector.</summary>
+    private ValueTask WriteEncryptedAsync(long host, ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
+        EncryptedSectors.WriteAsync(Cipher, DataFile, 0, host, data, cancellationToken);
 
     private void DisposeEncryption() => _cipher?.Dispose();
 }

@@ -60,7 +60,7 @@ public sealed class ConvertOperation(ImageOpener opener)
 
             try
             {
-                byte[]? targetKey = targetOptions.GetString("encrypt.key-secret") is { } keyId ? opener.Secret(keyId) : null;
+                byte[]? targetKey = (targetOptions.GetString("encrypt.key-secret") ?? targetOptions.GetString("key-secret")) is { } keyId ? opener.Secret(keyId) : null;
                 ConvertPipeline pipeline = await CopyAsync(options, driver.Name, sources, totalBytes, targetKey, progress, cancellationToken).ConfigureAwait(false);
                 return new ConvertResult(
                     options.Target,
@@ -115,7 +115,7 @@ public sealed class ConvertOperation(ImageOpener opener)
         }
 
         // A target created here reads as zeros, so zero ranges need no writes at all.
-        bool targetIsZero = !options.NoCreate || options.TargetIsZero;
+        bool targetIsZero = (!options.NoCreate && opener.Registry.Get(targetFormat).CreatesZeroedImages) || options.TargetIsZero;
         var source = new ConcatenatedDevice(sources);
         var pipeline = new ConvertPipeline(source, target, compressed, options.SparseBytes, targetIsZero, options.Parallel, options.OutOfOrder, progress);
         await pipeline.RunAsync(cancellationToken).ConfigureAwait(false);
