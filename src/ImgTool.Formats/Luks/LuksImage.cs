@@ -10,7 +10,7 @@ namespace ImgTool.Formats.Luks;
 /// payload-offset to the end of the file, encrypted in 512-byte sectors numbered from the payload start.
 /// Every range is data: a hole in the file does not decrypt to zeros, so nothing can be skipped as zero.
 /// </summary>
-internal sealed class LuksImage : IImage
+internal sealed class LuksImage : IImage, IEncrypted
 {
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly ISectorCipher? _cipher;
@@ -27,6 +27,10 @@ internal sealed class LuksImage : IImage
     public LuksHeader Header { get; }
 
     public string FormatName => "luks";
+
+    public string? EncryptionFormat => "luks";
+
+    public bool IsUnlocked => _cipher is not null;
 
     public IHostFile HostFile { get; }
 

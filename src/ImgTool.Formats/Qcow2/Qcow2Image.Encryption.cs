@@ -24,6 +24,10 @@ internal sealed partial class Qcow2Image
 
     public bool IsEncrypted => Luks is not null;
 
+    public string? EncryptionFormat => IsEncrypted ? "luks" : null;
+
+    public bool IsUnlocked => !IsEncrypted || _cipher is not null;
+
     /// <summary>The extension's two big-endian 64-bit fields: offset and length of the LUKS header area.</summary>
     internal static (long OffsetBytes, long LengthBytes) ReadLuksArea(Qcow2Header header, long fileLength, string fileName)
     {

@@ -15,7 +15,7 @@ namespace ImgTool.Formats.Qcow2;
 /// file. Metadata changes are serialized by one lock (QEMU serializes allocation with its s->lock);
 /// reads of allocated data run outside it.
 /// </summary>
-internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, ICompressedWrites
+internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, ICompressedWrites, IEncrypted
 {
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly object _decompressedLock = new();
