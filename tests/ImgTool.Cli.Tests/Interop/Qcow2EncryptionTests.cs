@@ -226,4 +226,58 @@ public sealed class Qcow2EncryptionTests : IDisposable
             Assert.Contains(option + "=", help.Out, StringComparison.Ordinal);
         }
     }
+
+    public static TheoryData<string> Hostile => ["area offset unaligned", "area length huge", "slot iterations huge", "luks magic", "no pointer extension", "stripes huge"];
+
+    /// <summary>Hostile encryption metadata: one clear line and exit 1, for info (no key) and convert (with key),
+    /// without hanging in PBKDF2 or allocating what a field asks for.</summary>
+    [Theory]
+    [MemberData(nameof(Hostile))]
+    public async Task Hostile_encryption_metadata_is_refused_in_one_line(string what)
+    {
+        string image = await QemuCreateAsync("h.qcow2", string.Empty);
+        byte[] head = new byte[4096];
+        await using (var stream = new FileStream(image, FileMode.Open))
+        {
+            await stream.ReadExactlyAsync(head);
+            int ext = FindExtension(head, 0x0537be77);
+            long luks = System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(head.AsSpan(ext + 8));
+            (long offset, byte[] bytes) = what switch
+            {
+                "area offset unaligned" => (ext + 8L, new byte[] { 0, 0, 0, 0, 0, 0, 0x30, 0x39 }),
+                "area length huge" => (ext + 16L, new byte[] { 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }),
+                "slot iterations huge" => (luks + 208 + 4, new byte[] { 0xff, 0xff, 0xff, 0xff }),
+                "stripes huge" => (luks + 208 + 44, new byte[] { 0x7f, 0xff, 0xff, 0xff }),
+                "luks magic" => (luks, new byte[] { (byte)'X' }),
+                _ => (ext, new byte[] { 0x12, 0x34, 0x56, 0x78 }),
+            };
+            stream.Position = offset;
+            await stream.WriteAsync(bytes);
+        }
+
+        RunResult info = await Imgtool("info", image);
+        Assert.Equal(1, info.ExitCode);
+        Assert.Single(info.Err.Trim().Split('\n'));
+        RunResult convert = await Imgtool("convert", "--object", Secret, "--image-opts", Opts(image), "-O", "raw", _dir.File("out.raw"));
+        Assert.Equal(1, convert.ExitCode);
+        Assert.Single(convert.Err.Trim().Split('\n'));
+        Assert.False(File.Exists(_dir.File("out.raw")));
+    }
+
+    private static int FindExtension(byte[] head, uint type)
+    {
+        int position = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(head.AsSpan(100));
+        while (true)
+        {
+            uint found = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(head.AsSpan(position));
+            int length = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(head.AsSpan(position + 4));
+            if (found == type)
+            {
+                return position;
+            }
+
+            Assert.NotEqual(0u, found);
+            position += 8 + ((length + 7) & ~7);
+        }
+    }
 }
