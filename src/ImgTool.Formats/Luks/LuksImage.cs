@@ -65,6 +65,7 @@ internal sealed class LuksImage : IImage, IEncrypted
         {
             byte[] masterKey = await LuksKeyStore.UnlockAsync(header, password, file.ReadZeroFilledAsync, file.Path, cancellationToken).ConfigureAwait(false);
             cipher = LuksCipherSpec.FromHeader(header).Create(masterKey, file.Path);
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(masterKey); // the cipher keeps its own copies
         }
         else if (!context.MetadataOnly)
         {

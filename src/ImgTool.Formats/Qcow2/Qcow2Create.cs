@@ -109,6 +109,11 @@ internal sealed record Qcow2CreateSettings(
         }
 
         LuksCreateSettings? encryption = Qcow2EncryptionSettings.From(options, fileName);
+        if (encryption is not null && dataFileRaw)
+        {
+            throw new InvalidOptionException("data_file_raw cannot be used with encryption: the data file would not hold the disk's bytes", fileName);
+        }
+
         if (encryption is not null && preallocation != "off")
         {
             throw new InvalidOptionException("preallocation is not supported together with encryption", fileName);

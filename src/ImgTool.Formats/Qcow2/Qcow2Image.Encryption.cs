@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Security.Cryptography;
 using ImgTool.Block.Errors;
 using ImgTool.Block.Host;
 using ImgTool.Formats.Luks;
@@ -61,6 +62,7 @@ internal sealed partial class Qcow2Image
         {
             byte[] masterKey = await LuksKeyStore.UnlockAsync(Luks, password, ReadArea, HostFile.Path, cancellationToken).ConfigureAwait(false);
             _cipher = LuksCipherSpec.FromHeader(Luks).Create(masterKey, HostFile.Path);
+            CryptographicOperations.ZeroMemory(masterKey); // the cipher keeps its own copies
         }
         else if (!context.MetadataOnly)
         {
