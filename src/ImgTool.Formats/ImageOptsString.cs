@@ -9,6 +9,28 @@ namespace ImgTool.Formats;
 /// </summary>
 public sealed record ImageOptsString(string FileName, string? Driver, string? KeySecretId)
 {
+    /// <summary>
+    /// How qemu-img names the image in `info`: the plain file name when the options add nothing else, else
+    /// "json:{...}" with the options as QEMU's dictionary orders them (its order for the qcow2 and luks shapes).
+    /// </summary>
+    public string QemuDisplayName
+    {
+        get
+        {
+            if (KeySecretId is null)
+            {
+                return FileName;
+            }
+
+            string file = $"\"file\": {{\"driver\": \"file\", \"filename\": {Quote(FileName)}}}";
+            return Driver == "luks"
+                ? $"json:{{\"driver\": \"luks\", {file}, \"key-secret\": {Quote(KeySecretId)}}}"
+                : $"json:{{\"encrypt.key-secret\": {Quote(KeySecretId)}, \"driver\": {Quote(Driver ?? "qcow2")}, {file}}}";
+        }
+    }
+
+    private static string Quote(string text) => "\"" + text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+
     /// <summary>Whether a filename argument is an option string rather than a plain path.</summary>
     public static bool Looks(string text) => text.Contains('=', StringComparison.Ordinal);
 

@@ -73,6 +73,16 @@ public sealed class Qcow2EncryptionTests : IDisposable
         }
 
         Assert.Contains("encrypted: yes", (await Imgtool("info", image)).Out, StringComparison.Ordinal);
+
+        // With the key through --image-opts, qemu-img names the image "json:{...}"; so do we.
+        foreach (string[] output in new[] { Array.Empty<string>(), ["--output", "json"] })
+        {
+            string[] args = ["info", .. output, "--object", Secret, "--image-opts", Opts(image)];
+            RunResult theirs = await QemuImg(args);
+            RunResult ours = await Imgtool(args);
+            Assert.True(ours.ExitCode == 0, ours.ToString());
+            Assert.Equal(theirs.Out.TrimEnd(), ours.Out.TrimEnd());
+        }
     }
 
     [Theory]
