@@ -21,5 +21,11 @@ internal sealed class CliContext(TextWriter output, TextWriter error, bool outpu
     /// <summary>--debug: errors carry their stack trace.</summary>
     public Option<bool> Debug { get; } = new("--debug") { Description = "Print stack traces with errors", Recursive = true };
 
+    /// <summary>--object secret,id=ID,data=TEXT|file=PATH (repeatable): passwords for encrypted images.</summary>
+    public Option<string[]> Objects { get; } = new("--object") { Description = "Define a secret: secret,id=ID,data=TEXT or secret,id=ID,file=PATH (repeatable)", HelpName = "objectdef", Recursive = true, AllowMultipleArgumentsPerToken = false };
+
+    /// <summary>--image-opts: filename arguments are option strings (driver=qcow2,file.filename=X,encrypt.key-secret=ID).</summary>
+    public Option<bool> ImageOpts { get; } = new("--image-opts") { Description = "Treat filename arguments as option strings (driver=...,file.filename=...,encrypt.key-secret=...)", Recursive = true };
+
     public Option<bool> Quiet { get; } = new("-q", "--quiet") { Description = "Quiet mode: print nothing but errors", Recursive = true };
 }

@@ -18,6 +18,8 @@ public static class ImgToolCli
         root.Options.Add(context.Debug);
         root.Options.Add(context.Quiet);
         root.Options.Add(context.AllowOutsideExtents);
+        root.Options.Add(context.Objects);
+        root.Options.Add(context.ImageOpts);
         root.Subcommands.Add(CreateCommand.Build(context));
         root.Subcommands.Add(InfoCommand.Build(context));
         root.Subcommands.Add(ConvertCommand.Build(context));
@@ -44,8 +46,22 @@ public static class ImgToolCli
             return parse.CommandResult.Command.Name == "compare" ? 2 : 1;
         }
 
-        context.Opener = new ImageOpener(FormatRegistry.Default) { AllowOutsideFiles = parse.GetValue(context.AllowOutsideExtents) };
         var invocation = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        try
+        {
+            context.Opener = new ImageOpener(FormatRegistry.Default)
+            {
+                AllowOutsideFiles = parse.GetValue(context.AllowOutsideExtents),
+                Secrets = SecretObjects.Parse(parse.GetValue(context.Objects) ?? []),
+                ImageOpts = parse.GetValue(context.ImageOpts),
+            };
+        }
+        catch (Block.Errors.ImgToolException e)
+        {
+            await error.WriteLineAsync(e.FileName is null ? $"imgtool: {e.Message}" : $"imgtool: {e.FileName}: {e.Message}").ConfigureAwait(false);
+            return 1;
+        }
+
         return await parse.InvokeAsync(invocation, cancellationToken).ConfigureAwait(false);
     }
 }

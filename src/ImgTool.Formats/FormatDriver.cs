@@ -23,6 +23,9 @@ public abstract class FormatDriver
     /// so convert compresses on all cores even without -c.</summary>
     public virtual bool AlwaysCompresses(ImgTool.Block.Options.ImageOptions options) => false;
 
+    /// <summary>Whether a newly created image reads as zeros everywhere (QEMU's has_zero_init), so convert can skip zero ranges.</summary>
+    public virtual bool CreatesZeroedImages => true;
+
     /// <summary>How sure the driver is that the data is its format: 0 (no) to 100 (magic and header check out).</summary>
     public abstract int Probe(ProbeInput input);
 
@@ -59,11 +62,15 @@ public readonly ref struct ProbeInput(ReadOnlySpan<byte> head, ReadOnlySpan<byte
 /// image has no folder (in-memory tests), in which case a driver needing it reports that it cannot open the image.</param>
 /// <param name="AllowOutsideFiles">The user opted in to files named outside the image's folder (absolute or "..").
 /// A descriptor is data from the image: without this, it must not make us open arbitrary files.</param>
+/// <param name="EncryptionPassword">The secret that unlocks an encrypted image (qemu's encrypt.key-secret), or null.</param>
+/// <param name="MetadataOnly">The caller reads no guest data (info): an encrypted image opens without its key.</param>
 public sealed record ImageOpenContext(
     bool ReadOnly,
     Func<string, string?, CancellationToken, ValueTask<IImage>>? OpenBackingAsync,
     Func<string, bool, IHostFile>? OpenRelatedFile = null,
-    bool AllowOutsideFiles = false);
+    bool AllowOutsideFiles = false,
+    byte[]? EncryptionPassword = null,
+    bool MetadataOnly = false);
 
 /// <summary>A create request: the virtual size, the parsed `-o` options and the backing file, if any.</summary>
 /// <param name="CreateRelatedFile">For multi-file formats: creates (or empties) another file named relative to the new
@@ -72,6 +79,7 @@ public sealed record ImageOpenContext(
 /// locks (as qemu-img create reads a backing file); the driver disposes it.</param>
 /// <param name="AllowOutsideFiles">The user opted in to naming other files (a qcow2 data file) outside the image's folder,
 /// which later opens would otherwise refuse.</param>
+/// <param name="Secrets">The secrets given with --object secret, by id (encrypt.key-secret names one).</param>
 public sealed record ImageCreateRequest(
     long SizeBytes,
     ImageOptions Options,
@@ -79,4 +87,5 @@ public sealed record ImageCreateRequest(
     string? BackingFormat = null,
     Func<string, IHostFile>? CreateRelatedFile = null,
     Func<string, IHostFile>? OpenRelatedFile = null,
-    bool AllowOutsideFiles = false);
+    bool AllowOutsideFiles = false,
+    IReadOnlyDictionary<string, byte[]>? Secrets = null);

@@ -8,12 +8,16 @@ namespace ImgTool.Formats;
 /// <param name="Format">The format to force (-f), or null to probe.</param>
 /// <param name="ForceShare">Take no locks (-U); read-only opens only.</param>
 /// <param name="OpenBacking">Open the backing chain too (false for `info` without --backing-chain and for `rebase -u`).</param>
+/// <param name="EncryptionPassword">The key secret for the top image (encrypt.key-secret), or null.</param>
+/// <param name="MetadataOnly">No guest data will be read (info): encrypted images open without a key.</param>
 public sealed record ImageOpenRequest(
     string? Format = null,
     bool ReadOnly = true,
     bool ForceShare = false,
     CacheMode Cache = CacheMode.Writeback,
-    bool OpenBacking = true);
+    bool OpenBacking = true,
+    byte[]? EncryptionPassword = null,
+    bool MetadataOnly = false);
 
 /// <summary>Opens an image file: probes or forces its format, then opens its backing chain, read-only,
 /// with relative backing names resolved against the folder of the image that names them.</summary>
@@ -27,8 +31,31 @@ public sealed class ImageOpener(FormatRegistry registry)
     /// <summary>Let multi-file images (VMDK descriptors) name files outside their own folder.</summary>
     public bool AllowOutsideFiles { get; init; }
 
-    public ValueTask<IImage> OpenAsync(string path, ImageOpenRequest request, CancellationToken cancellationToken = default) =>
-        OpenLayerAsync(path, request.Format, request, [], cancellationToken);
+    /// <summary>The secrets given with --object secret, by id: encrypt.key-secret names one.</summary>
+    public IReadOnlyDictionary<string, byte[]> Secrets { get; init; } = new Dictionary<string, byte[]>();
+
+    /// <summary>--image-opts: a filename containing '=' is an option string (<see cref="ImageOptsString"/>).</summary>
+    public bool ImageOpts { get; init; }
+
+    public ValueTask<IImage> OpenAsync(string path, ImageOpenRequest request, CancellationToken cancellationToken = default)
+    {
+        if (ImageOpts && ImageOptsString.Looks(path))
+        {
+            ImageOptsString opts = ImageOptsString.Parse(path);
+            request = request with
+            {
+                Format = opts.Driver ?? request.Format,
+                EncryptionPassword = opts.KeySecretId is { } id ? Secret(id) : request.EncryptionPassword,
+            };
+            path = opts.FileName;
+        }
+
+        return OpenLayerAsync(path, request.Format, request, [], cancellationToken);
+    }
+
+    /// <summary>The secret with this id, or the error qemu-img gives for an unknown one.</summary>
+    public byte[] Secret(string id) =>
+        Secrets.TryGetValue(id, out byte[]? secret) ? secret : throw new InvalidOptionException($"No secret with id '{id}'");
 
     /// <summary>Resolves a backing file name as QEMU does: absolute names stay, relative ones are relative
     /// to the folder of the image that names them.</summary>
@@ -99,7 +126,8 @@ public sealed class ImageOpener(FormatRegistry registry)
         {
             FormatDriver driver = forced ?? await ProbeAsync(host, cancellationToken).ConfigureAwait(false);
             IReadOnlyList<string> chain = [.. above, canonical];
-            ImageOpenContext context = new(request.ReadOnly, request.OpenBacking ? OpenBacking : null, OpenRelated, AllowOutsideFiles);
+            ImageOpenContext context = new(request.ReadOnly, request.OpenBacking ? OpenBacking : null, OpenRelated, AllowOutsideFiles,
+                above.Count == 0 ? request.EncryptionPassword : null, request.MetadataOnly);
             return await driver.OpenAsync(host, context, cancellationToken).ConfigureAwait(false);
 
             // Backing files are always opened read-only: only the top image is ever written.

@@ -65,3 +65,14 @@ public interface ISnapshots
 
     ValueTask DeleteSnapshotAsync(string idOrName, CancellationToken cancellationToken = default);
 }
+
+/// <summary>An image of a format that can encrypt guest data (qcow2 with LUKS, a luks container). Opened without
+/// its key (info), an encrypted image shows its metadata but cannot read or write guest data.</summary>
+public interface IEncrypted
+{
+    /// <summary>The encryption format as qemu-img names it ("luks"), or null when this image is not encrypted.</summary>
+    string? EncryptionFormat { get; }
+
+    /// <summary>Whether guest data can be read and written: the image is not encrypted, or its key unlocked a key slot.</summary>
+    bool IsUnlocked { get; }
+}

@@ -48,3 +48,7 @@ public sealed class InvalidOptionException(string message, string? fileName = nu
 /// <summary>The host refused an I/O operation (missing file, permission, no space).</summary>
 public sealed class HostIOException(string message, string? fileName = null, Exception? inner = null)
     : ImgToolException(message, fileName, inner);
+
+/// <summary>An encrypted image cannot be opened: no key was given, or the key unlocks nothing.</summary>
+public sealed class EncryptionKeyException(string message, string? fileName = null)
+    : ImgToolException(message, fileName);

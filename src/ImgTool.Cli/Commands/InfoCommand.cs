@@ -120,10 +120,6 @@ internal static class InfoCommand
             w.WriteOptionalNumber("cluster-size", image.ClusterSizeBytes);
             w.WriteString("format", image.Format);
             w.WriteNumber("actual-size", image.ActualSizeBytes);
-            if (image.Encrypted)
-            {
-                w.WriteBoolean("encrypted", true);
-            }
 
             if (image.FormatSpecific is { } specific)
             {
@@ -132,6 +128,12 @@ internal static class InfoCommand
                 w.WritePropertyName("data");
                 JsonText.WriteValue(w, specific);
                 w.WriteEndObject();
+            }
+
+            if (image.Encrypted)
+            {
+                // qemu-img prints it after format-specific.
+                w.WriteBoolean("encrypted", true);
             }
 
             w.WriteOptionalString("full-backing-filename", image.FullBackingFileName);

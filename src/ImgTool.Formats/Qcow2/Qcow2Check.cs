@@ -97,6 +97,11 @@ internal sealed class Qcow2Check(Qcow2Image image)
 
         // The refcount structure references itself; remembered so a rebuild can leave it out.
         int before = CountStructureStart();
+        if (image.IsEncrypted)
+        {
+            Reference(image.LuksArea.OffsetBytes, image.LuksArea.LengthBytes, "encryption header");
+        }
+
         Reference(header.RefcountTableOffset, header.RefcountTableClusters * ClusterSize, "refcount table");
         IReadOnlyList<long> table = image.Refcounts.Table;
         var blocks = new long[table.Count];

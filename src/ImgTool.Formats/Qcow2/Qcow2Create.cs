@@ -4,6 +4,7 @@ using System.Text;
 using ImgTool.Block.Errors;
 using ImgTool.Block.Host;
 using ImgTool.Block.Options;
+using ImgTool.Formats.Luks;
 
 namespace ImgTool.Formats.Qcow2;
 
@@ -17,7 +18,8 @@ internal sealed record Qcow2CreateSettings(
     Qcow2CompressionType CompressionType,
     string Preallocation,
     string? DataFile = null,
-    bool DataFileRaw = false)
+    bool DataFileRaw = false,
+    LuksCreateSettings? Encryption = null)
 {
     public static Qcow2CreateSettings From(ImageOptions options, bool hasBacking, string? fileName)
     {
@@ -106,7 +108,18 @@ internal sealed record Qcow2CreateSettings(
             preallocation = "metadata";
         }
 
-        return new Qcow2CreateSettings(version, BitOperations.Log2((ulong)clusterSize), BitOperations.Log2((ulong)refcountBits), lazy, extended, type, preallocation, dataFile, dataFileRaw);
+        LuksCreateSettings? encryption = Qcow2EncryptionSettings.From(options, fileName);
+        if (encryption is not null && dataFileRaw)
+        {
+            throw new InvalidOptionException("data_file_raw cannot be used with encryption: the data file would not hold the disk's bytes", fileName);
+        }
+
+        if (encryption is not null && preallocation != "off")
+        {
+            throw new InvalidOptionException("preallocation is not supported together with encryption", fileName);
+        }
+
+        return new Qcow2CreateSettings(version, BitOperations.Log2((ulong)clusterSize), BitOperations.Log2((ulong)refcountBits), lazy, extended, type, preallocation, dataFile, dataFileRaw, encryption);
     }
 }
 
@@ -134,6 +147,16 @@ internal static class Qcow2Create
         }
 
         long l1Clusters = Math.Max(1, ((l1Size * 8) + clusterSize - 1) / clusterSize);
+        byte[]? password = null;
+        if (settings.Encryption is { } encryptionSettings)
+        {
+            // Resolve the secret before writing anything, so a missing one leaves no file content behind.
+            password = encryptionSettings.Password(request.Secrets, file.Path);
+        }
+
+        // As QEMU: the LUKS header area gets its own clusters, right after the L1 table.
+        long luksBytes = settings.Encryption is { } e ? LuksKeyStore.AreaBytes(e.Cipher.KeyBytes) : 0;
+        long luksClusters = (luksBytes + clusterSize - 1) / clusterSize;
         long perBlock = clusterSize * 8 / (1L << settings.RefcountOrder);
 
         // Header, table, blocks and L1 must all be covered by the blocks: find the fixed point.
@@ -141,7 +164,7 @@ internal static class Qcow2Create
         long blocks = 1;
         while (true)
         {
-            long total = 1 + tableClusters + blocks + l1Clusters;
+            long total = 1 + tableClusters + blocks + l1Clusters + luksClusters;
             long neededBlocks = (total + perBlock - 1) / perBlock;
             long neededTable = ((neededBlocks * 8) + clusterSize - 1) / clusterSize;
             if (neededBlocks <= blocks && neededTable <= tableClusters)
@@ -156,7 +179,8 @@ internal static class Qcow2Create
         long tableOffset = clusterSize;
         long blocksOffset = tableOffset + (tableClusters * clusterSize);
         long l1Offset = blocksOffset + (blocks * clusterSize);
-        long metadataClusters = 1 + tableClusters + blocks + l1Clusters;
+        long luksOffset = l1Offset + (l1Clusters * clusterSize);
+        long metadataClusters = 1 + tableClusters + blocks + l1Clusters + luksClusters;
 
         Qcow2Incompatible incompatible = Qcow2Incompatible.None;
         if (settings.ExtendedL2)
@@ -201,6 +225,14 @@ internal static class Qcow2Create
             header = header.WithExtension(Qcow2HeaderExtension.ExternalDataFile, Encoding.UTF8.GetBytes(dataFileName));
         }
 
+        if (settings.Encryption is not null)
+        {
+            byte[] pointer = new byte[16];
+            BinaryPrimitives.WriteInt64BigEndian(pointer, luksOffset);
+            BinaryPrimitives.WriteInt64BigEndian(pointer.AsSpan(8), luksBytes);
+            header = header.WithExtension(Qcow2HeaderExtension.FullDiskEncryption, pointer) with { CryptMethod = Qcow2Header.CryptMethodLuks };
+        }
+
         if (settings.Version >= 3)
         {
             // The table is optional: like QEMU, leave it out when it does not fit in a small first cluster.
@@ -236,6 +268,14 @@ internal static class Qcow2Create
         }
 
         await file.WriteAsync(l1Offset, new byte[l1Clusters * clusterSize], cancellationToken).ConfigureAwait(false);
+        if (settings.Encryption is { } encryption)
+        {
+            file.SetLength(luksOffset + (luksClusters * clusterSize));
+            (_, byte[] masterKey) = await LuksKeyStore.CreateAsync(
+                encryption.Cipher, encryption.Hash, password!, encryption.IterTimeMs,
+                (offset, data, ct) => file.WriteAsync(luksOffset + offset, data, ct), file.Path, cancellationToken).ConfigureAwait(false);
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(masterKey);
+        }
 
         using IHostFile? dataFile = settings.DataFile is { } name ? CreateDataFile(file, name, request) : null;
         dataFile?.SetLength(request.SizeBytes);

@@ -18,7 +18,7 @@ public sealed class Qcow2Format : FormatDriver
 
     public override bool SupportsBackingFile => true;
 
-    /// <summary>The options qemu-img 7.2 lists for qcow2, in its order, without the encryption ones.</summary>
+    /// <summary>The options qemu-img 7.2 lists for qcow2, in its order.</summary>
     public override IReadOnlyList<ImageOptionSpec> CreateOptionSpecs { get; } =
     [
         new("backing_file", ImageOptionKind.String, "File name of a base image"),
@@ -28,6 +28,15 @@ public sealed class Qcow2Format : FormatDriver
         new("compression_type", ImageOptionKind.Choice, "Compression method used for image cluster compression", ["zlib", "zstd"], "zlib"),
         new("data_file", ImageOptionKind.String, "File name of an external data file"),
         new("data_file_raw", ImageOptionKind.Bool, "The external data file must stay valid as a raw image"),
+        new("encrypt.cipher-alg", ImageOptionKind.String, "Name of encryption cipher algorithm"),
+        new("encrypt.cipher-mode", ImageOptionKind.String, "Name of encryption cipher mode"),
+        new("encrypt.format", ImageOptionKind.String, "Encrypt the image, format choices: 'aes', 'luks'"),
+        new("encrypt.hash-alg", ImageOptionKind.String, "Name of encryption hash algorithm"),
+        new("encrypt.iter-time", ImageOptionKind.Number, "Time to spend in PBKDF in milliseconds"),
+        new("encrypt.ivgen-alg", ImageOptionKind.String, "Name of IV generator algorithm"),
+        new("encrypt.ivgen-hash-alg", ImageOptionKind.String, "Name of IV generator hash algorithm"),
+        new("encrypt.key-secret", ImageOptionKind.String, "ID of secret providing qcow AES key or LUKS passphrase"),
+        new("encryption", ImageOptionKind.Bool, "Encrypt the image with format 'aes'. (Deprecated in favor of encrypt.format=aes)"),
         new("extended_l2", ImageOptionKind.Bool, "Extended L2 tables", Default: "off"),
         new("lazy_refcounts", ImageOptionKind.Bool, "Postpone refcount updates", Default: "off"),
         new("preallocation", ImageOptionKind.Choice, "Preallocation mode (allowed values: off, metadata, falloc, full)", ["off", "metadata", "falloc", "full"], "off"),
@@ -35,8 +44,8 @@ public sealed class Qcow2Format : FormatDriver
         new("size", ImageOptionKind.Size, "Virtual disk size"),
     ];
 
-    /// <summary>Compressed clusters cannot live in an external data file (the spec forbids them there).</summary>
-    public override bool SupportsCompression(ImageOptions options) => options.GetString("data_file") is null;
+    /// <summary>Compressed clusters cannot live in an external data file (the spec forbids them there), nor be encrypted.</summary>
+    public override bool SupportsCompression(ImageOptions options) => options.GetString("data_file") is null && options.GetString("encrypt.format") is null;
 
     /// <summary>The magic "QFI\xfb" is enough, as in QEMU: a qcow2 file of a version we do not know must
     /// be refused as such, not opened as raw.</summary>

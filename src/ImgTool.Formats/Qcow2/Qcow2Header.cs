@@ -63,6 +63,11 @@ internal sealed record Qcow2Header
 {
     public const uint Magic = 0x514649fb; // "QFI\xfb"
 
+    /// <summary>crypt_method values (header bytes 32-35).</summary>
+    public const uint CryptMethodNone = 0;
+    public const uint CryptMethodAes = 1;
+    public const uint CryptMethodLuks = 2;
+
     // Field offsets, each derived from the one before it, as the spec lists them.
     public const int MagicOffset = 0;
     public const int VersionOffset = MagicOffset + 4;
@@ -269,9 +274,19 @@ internal sealed record Qcow2Header
             throw new UnsupportedFeatureException($"unsupported qcow2 feature(s): {DescribeIncompatible(unknown)}", fileName);
         }
 
-        if (CryptMethod != 0)
+        if (CryptMethod == CryptMethodAes)
         {
-            throw new UnsupportedFeatureException($"encrypted qcow2 images (crypt_method {CryptMethod}) are not supported yet", fileName);
+            throw new UnsupportedFeatureException("legacy AES-CBC encrypted qcow2 images (crypt_method 1) are not supported; convert them with qemu-img to LUKS encryption", fileName);
+        }
+
+        if (CryptMethod is not (CryptMethodNone or CryptMethodLuks))
+        {
+            throw new ImageFormatException($"invalid encryption method {CryptMethod}", fileName);
+        }
+
+        if (CryptMethod == CryptMethodLuks && Extensions.All(e => e.Type != Qcow2HeaderExtension.FullDiskEncryption))
+        {
+            throw new ImageFormatException("LUKS encrypted image has no full disk encryption header extension", fileName);
         }
 
         if (Incompatible.HasFlag(Qcow2Incompatible.CompressionType) != (CompressionType != Qcow2CompressionType.Zlib))

@@ -192,6 +192,12 @@ internal sealed partial class Qcow2Image
             _lock.Release();
         }
 
+        if (IsEncrypted && extent.Kind is Qcow2ExtentKind.Data or Qcow2ExtentKind.Zero)
+        {
+            // As QEMU: the host bytes of an encrypted image are not the guest's, so no offset is reported.
+            extent = extent with { HostOffset = -1 };
+        }
+
         string? hostFileName = DataFile == HostFile || extent.HostOffset < 0 ? null : DataFile.Path;
         return extent.Kind switch
         {
@@ -240,6 +246,9 @@ internal sealed partial class Qcow2Image
     {
         switch (extent.Kind)
         {
+            case Qcow2ExtentKind.Data when IsEncrypted:
+                await ReadEncryptedAsync(extent.HostOffset, part, cancellationToken).ConfigureAwait(false);
+                break;
             case Qcow2ExtentKind.Data:
                 await DataFile.ReadZeroFilledAsync(extent.HostOffset, part, cancellationToken).ConfigureAwait(false);
                 break;

@@ -278,7 +278,7 @@ internal sealed partial class Qcow2Image
             data = data[..(int)Math.Clamp(SizeBytes - host, 0, data.Length)];
         }
 
-        return DataFile.WriteAsync(host, data, cancellationToken);
+        return IsEncrypted ? WriteEncryptedAsync(host, data, cancellationToken) : DataFile.WriteAsync(host, data, cancellationToken);
     }
 
     /// <summary>Host clusters for new guest data: from the refcounts, or with an external data file the guest
@@ -491,6 +491,11 @@ internal sealed partial class Qcow2Image
         if (HasExternalDataFile)
         {
             throw new UnsupportedFeatureException("compressed clusters are not allowed in an image with an external data file", HostFile.Path);
+        }
+
+        if (IsEncrypted)
+        {
+            throw new UnsupportedFeatureException("compression is not supported with encryption (as in QEMU)", HostFile.Path);
         }
 
         if (!isCompressed)

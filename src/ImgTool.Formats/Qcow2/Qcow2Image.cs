@@ -4,6 +4,7 @@ using ImgTool.Block.Devices;
 using ImgTool.Block.Errors;
 using ImgTool.Block.Host;
 using ImgTool.Block.Info;
+using ImgTool.Formats.Luks;
 
 namespace ImgTool.Formats.Qcow2;
 
@@ -14,7 +15,7 @@ namespace ImgTool.Formats.Qcow2;
 /// file. Metadata changes are serialized by one lock (QEMU serializes allocation with its s->lock);
 /// reads of allocated data run outside it.
 /// </summary>
-internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, ICompressedWrites
+internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, ICompressedWrites, IEncrypted
 {
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly object _decompressedLock = new();
@@ -100,7 +101,7 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
 
     public SemaphoreSlim MetadataLock => _lock;
 
-    public ImageDetails Details => new(ClusterSize, Header.Incompatible.HasFlag(Qcow2Incompatible.Dirty), "qcow2", FormatSpecific());
+    public ImageDetails Details => new(ClusterSize, Header.Incompatible.HasFlag(Qcow2Incompatible.Dirty), "qcow2", FormatSpecific(), Encrypted: IsEncrypted);
 
     public int CompressionUnitBytes => (int)ClusterSize;
 
@@ -187,6 +188,22 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
         {
             Bitmaps = await Qcow2Bitmaps.ReadAsync(file, header, cancellationToken).ConfigureAwait(false),
         };
+        if (header.CryptMethod == Qcow2Header.CryptMethodLuks)
+        {
+            try
+            {
+                await image.OpenEncryptionAsync(context, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                if (backing is not null)
+                {
+                    await backing.DisposeAsync().ConfigureAwait(false);
+                }
+
+                throw;
+            }
+        }
         if (!image.IsReadOnly)
         {
             await image.PrepareForWritingAsync(cancellationToken).ConfigureAwait(false);
@@ -323,6 +340,11 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
         }
 
         members.Add(new("refcount-bits", InfoValue.Of(Header.RefcountBits)));
+        if (Luks is not null)
+        {
+            members.Add(new("encrypt", LuksInfo.Build(Luks)));
+        }
+
         if (Header.ExternalDataFileName is { } dataFileName)
         {
             members.Add(new("data-file", InfoValue.Of(dataFileName)));
@@ -385,6 +407,7 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
 
         HostFile.Dispose();
         _lock.Dispose();
+        DisposeEncryption();
     }
 
     private void CheckRange(long offsetBytes, long lengthBytes)

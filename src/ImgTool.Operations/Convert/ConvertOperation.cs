@@ -55,12 +55,13 @@ public sealed class ConvertOperation(ImageOpener opener)
             IReadOnlyList<string> related = [];
             if (!options.NoCreate)
             {
-                related = await ImageFactory.CreateAsync(options.Target, driver, new ImageCreateRequest(targetBytes, targetOptions) { AllowOutsideFiles = opener.AllowOutsideFiles }, cancellationToken).ConfigureAwait(false);
+                related = await ImageFactory.CreateAsync(options.Target, driver, new ImageCreateRequest(targetBytes, targetOptions) { AllowOutsideFiles = opener.AllowOutsideFiles, Secrets = opener.Secrets }, cancellationToken).ConfigureAwait(false);
             }
 
             try
             {
-                ConvertPipeline pipeline = await CopyAsync(options, driver.Name, sources, totalBytes, progress, cancellationToken).ConfigureAwait(false);
+                byte[]? targetKey = (targetOptions.GetString("encrypt.key-secret") ?? targetOptions.GetString("key-secret")) is { } keyId ? opener.Secret(keyId) : null;
+                ConvertPipeline pipeline = await CopyAsync(options, driver.Name, sources, totalBytes, targetKey, progress, cancellationToken).ConfigureAwait(false);
                 return new ConvertResult(
                     options.Target,
                     driver.Name,
@@ -94,11 +95,11 @@ public sealed class ConvertOperation(ImageOpener opener)
         }
     }
 
-    private async ValueTask<ConvertPipeline> CopyAsync(ConvertOptions options, string targetFormat, List<IImage> sources, long totalBytes, IProgress<ProgressReport>? progress, CancellationToken cancellationToken)
+    private async ValueTask<ConvertPipeline> CopyAsync(ConvertOptions options, string targetFormat, List<IImage> sources, long totalBytes, byte[]? targetKey, IProgress<ProgressReport>? progress, CancellationToken cancellationToken)
     {
         await using IImage target = await opener.OpenAsync(
             options.Target,
-            new ImageOpenRequest(targetFormat, ReadOnly: false, Cache: options.TargetCache),
+            new ImageOpenRequest(targetFormat, ReadOnly: false, Cache: options.TargetCache, EncryptionPassword: targetKey),
             cancellationToken).ConfigureAwait(false);
         if (target.SizeBytes < totalBytes)
         {
@@ -114,7 +115,7 @@ public sealed class ConvertOperation(ImageOpener opener)
         }
 
         // A target created here reads as zeros, so zero ranges need no writes at all.
-        bool targetIsZero = !options.NoCreate || options.TargetIsZero;
+        bool targetIsZero = (!options.NoCreate && opener.Registry.Get(targetFormat).CreatesZeroedImages) || options.TargetIsZero;
         var source = new ConcatenatedDevice(sources);
         var pipeline = new ConvertPipeline(source, target, compressed, options.SparseBytes, targetIsZero, options.Parallel, options.OutOfOrder, progress);
         await pipeline.RunAsync(cancellationToken).ConfigureAwait(false);

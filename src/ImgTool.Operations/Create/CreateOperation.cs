@@ -54,7 +54,7 @@ public sealed class CreateOperation(ImageOpener opener)
 
         long requested = sizeBytes;
         sizeBytes = preset?.RoundSize(sizeBytes) ?? sizeBytes;
-        var request = new ImageCreateRequest(sizeBytes, imageOptions, backingFile, backingFormat) { AllowOutsideFiles = opener.AllowOutsideFiles };
+        var request = new ImageCreateRequest(sizeBytes, imageOptions, backingFile, backingFormat) { AllowOutsideFiles = opener.AllowOutsideFiles, Secrets = opener.Secrets };
         await ImageFactory.CreateAsync(options.FileName, driver, request, cancellationToken).ConfigureAwait(false);
 
         var listed = new List<KeyValuePair<string, string>>();

@@ -37,14 +37,18 @@ public sealed class InfoOperation(ImageOpener opener)
         var images = new List<ImageInfo>();
         await using IImage image = await opener.OpenAsync(
             options.FileName,
-            new ImageOpenRequest(options.Format, ForceShare: options.ForceShare, OpenBacking: options.BackingChain),
+            new ImageOpenRequest(options.Format, ForceShare: options.ForceShare, OpenBacking: options.BackingChain, MetadataOnly: true),
             cancellationToken).ConfigureAwait(false);
 
-        string fileName = options.FileName;
+        // With --image-opts the argument is an option string: the image is named as qemu-img names it, and
+        // backing names resolve against the file's own path.
+        ImageOptsString? opts = opener.ImageOpts && ImageOptsString.Looks(options.FileName) ? ImageOptsString.Parse(options.FileName) : null;
+        string fileName = opts?.FileName ?? options.FileName;
+        string shownName = opts?.QemuDisplayName ?? fileName;
         IBlockDevice? layer = image;
         while (layer is IImage current)
         {
-            images.Add(await DescribeAsync(current, fileName, cancellationToken).ConfigureAwait(false));
+            images.Add(await DescribeAsync(current, current == image ? shownName : fileName, cancellationToken).ConfigureAwait(false));
             if (!options.BackingChain || current is not IBackingChain { Backing: { } backing, BackingFileName: { } name })
             {
                 break;
