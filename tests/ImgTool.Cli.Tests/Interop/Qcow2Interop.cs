@@ -82,23 +82,15 @@ internal static class Qcow2Interop
                 {
                     byte[] data = new byte[length];
                     random.NextBytes(data);
-                    await device.WriteAsync(offset, data);
-                    data.CopyTo(model, offset);
+                    await ModelOperations.WriteAsync(device, model, offset, data);
                 }
                 else if (op < 70)
                 {
-                    await device.WriteZeroesAsync(offset, length, BlockZeroFlags.MayUnmap);
-                    Array.Clear(model, (int)offset, length);
+                    await ModelOperations.WriteZeroesAsync(device, model, offset, length, BlockZeroFlags.MayUnmap);
                 }
                 else if (op < 80 && !backing)
                 {
-                    await device.DiscardAsync(offset, length);
-                    long first = (offset + cluster - 1) / cluster * cluster;
-                    long end = offset + length == size ? size : (offset + length) / cluster * cluster;
-                    if (end > first)
-                    {
-                        Array.Clear(model, (int)first, (int)(end - first));
-                    }
+                    await ModelOperations.DiscardAsync(device, model, offset, length, cluster);
                 }
                 else if (compressed && device is ICompressedWrites packer)
                 {

@@ -198,23 +198,15 @@ public sealed class Qcow2DataFileTests
                 {
                     byte[] data = new byte[length];
                     random.NextBytes(data);
-                    await image.WriteAsync(offset, data);
-                    data.CopyTo(model, offset);
+                    await ModelOperations.WriteAsync(image, model, offset, data);
                 }
                 else if (op < 75)
                 {
-                    await image.WriteZeroesAsync(offset, length, random.Next(2) == 0 ? BlockZeroFlags.None : BlockZeroFlags.MayUnmap);
-                    Array.Clear(model, (int)offset, length);
+                    await ModelOperations.WriteZeroesAsync(image, model, offset, length, random.Next(2) == 0 ? BlockZeroFlags.None : BlockZeroFlags.MayUnmap);
                 }
                 else if (op < 90)
                 {
-                    await image.DiscardAsync(offset, length);
-                    long first = (offset + cluster - 1) / cluster * cluster;
-                    long end = offset + length == size ? size : (offset + length) / cluster * cluster;
-                    if (end > first)
-                    {
-                        Array.Clear(model, (int)first, (int)(end - first));
-                    }
+                    await ModelOperations.DiscardAsync(image, model, offset, length, cluster);
                 }
                 else
                 {

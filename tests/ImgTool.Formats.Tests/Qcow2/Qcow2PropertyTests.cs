@@ -61,24 +61,16 @@ public sealed class Qcow2PropertyTests
                         Array.Fill(data, (byte)random.Next(256));
                     }
 
-                    await image.WriteAsync(offset, data);
-                    data.CopyTo(model, offset);
+                    await ModelOperations.WriteAsync(image, model, offset, data);
                 }
                 else if (op < 65)
                 {
-                    await image.WriteZeroesAsync(offset, length, random.Next(2) == 0 ? BlockZeroFlags.None : BlockZeroFlags.MayUnmap);
-                    Array.Clear(model, (int)offset, length);
+                    await ModelOperations.WriteZeroesAsync(image, model, offset, length, random.Next(2) == 0 ? BlockZeroFlags.None : BlockZeroFlags.MayUnmap);
                 }
                 else if (op < 75)
                 {
                     // No backing file: discarded whole clusters read as zeros, partial ones keep their data.
-                    await image.DiscardAsync(offset, length);
-                    long first = (offset + cluster - 1) / cluster * cluster;
-                    long end = offset + length == size ? size : (offset + length) / cluster * cluster;
-                    if (end > first)
-                    {
-                        Array.Clear(model, (int)first, (int)(end - first));
-                    }
+                    await ModelOperations.DiscardAsync(image, model, offset, length, cluster);
                 }
                 else if (op < 85 && image is ICompressedWrites compressed)
                 {
