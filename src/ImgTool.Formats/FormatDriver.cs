@@ -39,7 +39,8 @@ public abstract class FormatDriver
 /// (VHD keeps its footer at the end).</summary>
 public readonly ref struct ProbeInput(ReadOnlySpan<byte> head, ReadOnlySpan<byte> tail, long fileLength, string? fileName)
 {
-    public const int HeadBytes = 64 * 1024;
+    /// <summary>QEMU's BLOCK_PROBE_BUF_SIZE: what qemu-img probes with, so both tools recognise the same files.</summary>
+    public const int HeadBytes = 2048;
     public const int TailBytes = 512;
 
     public ReadOnlySpan<byte> Head { get; } = head;

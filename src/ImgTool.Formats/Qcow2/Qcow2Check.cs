@@ -13,12 +13,13 @@ namespace ImgTool.Formats.Qcow2;
 /// With an external data file, data clusters live there and are not refcounted (their refcount is
 /// implicitly one), so only the metadata in the image file is counted.
 /// </summary>
-internal sealed class Qcow2Check(Qcow2Image image)
+internal sealed partial class Qcow2Check(Qcow2Image image)
 {
     private readonly List<CheckFinding> _findings = [];
-    private readonly List<CopiedExpectation> _copied = [];
     private uint[] _references = [];
+    private byte[]? _scratch;
     private long _clusters;
+    private long _fileLength;
     private long _corruptions;
     private long _leaks;
     private long _checkErrors;
@@ -31,6 +32,9 @@ internal sealed class Qcow2Check(Qcow2Image image)
     private IHostFile File => image.HostFile;
 
     private long ClusterSize => image.ClusterSize;
+
+    /// <summary>One cluster, reused for every L2 table and refcount block the check reads.</summary>
+    private byte[] Scratch => _scratch ??= new byte[ClusterSize];
 
     public async ValueTask<CheckReport> RunAsync(CheckRepair repair, CancellationToken cancellationToken)
     {
@@ -48,7 +52,8 @@ internal sealed class Qcow2Check(Qcow2Image image)
     private async ValueTask<CheckReport> RunLockedAsync(CheckRepair repair, CancellationToken cancellationToken)
     {
         Qcow2Header header = image.Header;
-        _clusters = (File.Length + ClusterSize - 1) / ClusterSize;
+        _fileLength = File.Length;
+        _clusters = (_fileLength + ClusterSize - 1) / ClusterSize;
         long totalClusters = (header.SizeBytes + ClusterSize - 1) / ClusterSize;
         if (_clusters > Qcow2Limits.MaxCheckClusters)
         {
@@ -131,9 +136,10 @@ internal sealed class Qcow2Check(Qcow2Image image)
 
         RecordStructure(header, blocks, before);
 
-        // Stored refcounts are read one block at a time, so memory stays at the counted references.
+        // Stored refcounts are read one block at a time through the refcount cache, which the COPIED pass
+        // then reads from; memory stays at the counted references and the cache.
         long perBlock = image.Refcounts.EntriesPerBlock;
-        byte[] block = new byte[ClusterSize];
+        byte[] block = Scratch;
         long loadedBlock = -1;
         long highest = -1;
         bool tooLow = false;
@@ -150,10 +156,11 @@ internal sealed class Qcow2Check(Qcow2Image image)
                 loadedBlock = t;
                 if (t < blocks.Length && blocks[t] != 0)
                 {
-                    await File.ReadZeroFilledAsync(blocks[t], block, cancellationToken).ConfigureAwait(false);
+                    block = await image.Refcounts.GetBlockAsync(blocks[t], cancellationToken).ConfigureAwait(false);
                 }
                 else
                 {
+                    block = Scratch;
                     Array.Clear(block);
                 }
             }
@@ -200,34 +207,9 @@ internal sealed class Qcow2Check(Qcow2Image image)
 
         // OFLAG_COPIED must be set exactly when the refcount is one (spec: bit 63 of L1 and L2 entries),
         // judged, as QEMU does, by the refcounts as they are after any refcount repair.
-        image.Refcounts.DropCache();
         bool fixCopied = repair.HasFlag(CheckRepair.Errors)
             || (repair.HasFlag(CheckRepair.Leaks) && _corruptions == 0 && _leaks == 0 && _checkErrors == 0);
-        foreach (CopiedExpectation expectation in _copied)
-        {
-            ulong refcount;
-            try
-            {
-                refcount = expectation.InDataFile ? 1 : await image.Refcounts.GetAsync(expectation.HostOffset / ClusterSize, cancellationToken).ConfigureAwait(false);
-            }
-            catch (ImageCorruptException)
-            {
-                continue;
-            }
-
-            bool wanted = refcount == 1;
-            if (wanted != expectation.HasCopied)
-            {
-                _corruptions++;
-                _findings.Add(new CheckFinding(CheckSeverity.Corruption, expectation.IsL1 ? "L1 table" : "L2 table", expectation.EntryOffset,
-                    $"OFLAG_COPIED {(expectation.IsL1 ? "L2 cluster" : "data cluster")}: entry at offset {expectation.EntryOffset} refcount={refcount}", fixCopied));
-                if (fixCopied)
-                {
-                    await FixCopiedAsync(expectation with { HasCopied = wanted }, cancellationToken).ConfigureAwait(false);
-                    corruptionsFixed++;
-                }
-            }
-        }
+        corruptionsFixed += await CheckCopiedFlagsAsync(fixCopied, cancellationToken).ConfigureAwait(false);
 
         if (repair.HasFlag(CheckRepair.Errors) && _checkErrors == 0 && corruptionsFixed == _corruptions)
         {
@@ -287,7 +269,7 @@ internal sealed class Qcow2Check(Qcow2Image image)
     private async ValueTask CheckL1Async(long[] l1, bool active, CancellationToken cancellationToken)
     {
         Qcow2Header header = image.Header;
-        byte[] l2 = new byte[ClusterSize];
+        byte[] l2 = Scratch;
         for (long i = 0; i < l1.Length; i++)
         {
             ulong entry = (ulong)l1[i];
@@ -316,17 +298,12 @@ internal sealed class Qcow2Check(Qcow2Image image)
             }
 
             Reference(l2Offset, ClusterSize, "L2 table");
-            if (active)
-            {
-                _copied.Add(new CopiedExpectation(true, entryOffset, i, -1, l2Offset, (entry & Qcow2L2Entry.Copied) != 0));
-            }
-
             await File.ReadZeroFilledAsync(l2Offset, l2, cancellationToken).ConfigureAwait(false);
-            CheckL2(l2, l2Offset, i, active);
+            CheckL2(l2, l2Offset, active);
         }
     }
 
-    private void CheckL2(byte[] l2, long l2Offset, long l1Index, bool active)
+    private void CheckL2(byte[] l2, long l2Offset, bool active)
     {
         long entries = image.L2Entries;
         _nextContiguous = 0; // QEMU counts fragmentation within each L2 table
@@ -359,7 +336,6 @@ internal sealed class Qcow2Check(Qcow2Image image)
                 continue;
             }
 
-            long offset = (long)(entry & Qcow2L2Entry.OffsetMask);
             if (image.ExtendedL2)
             {
                 if ((bitmap & (bitmap >> Qcow2L2Entry.SubclusterZeroShift) & Qcow2L2Entry.AllSubclusters) != 0)
@@ -373,9 +349,7 @@ internal sealed class Qcow2Check(Qcow2Image image)
                 }
             }
 
-            // No host cluster (QEMU's "unallocated" and "zero, plain"): nothing is referenced.
-            bool zeroPlain = !image.ExtendedL2 && offset == 0 && (entry & Qcow2L2Entry.Zero) != 0 && image.Header.Version >= 3;
-            if (!image.HasHostCluster(entry) || zeroPlain)
+            if (!HasStandardHostCluster(entry, out long offset))
             {
                 continue;
             }
@@ -401,7 +375,6 @@ internal sealed class Qcow2Check(Qcow2Image image)
                 }
 
                 _nextContiguous = offset + ClusterSize;
-                _copied.Add(new CopiedExpectation(false, entryOffset, l1Index, j, offset, (entry & Qcow2L2Entry.Copied) != 0, inDataFile));
             }
         }
     }
@@ -499,25 +472,4 @@ internal sealed class Qcow2Check(Qcow2Image image)
         image.Refcounts.Replace(tableOffset, table);
         await image.ReplaceRefcountTableAsync(tableOffset, (int)tableClusters, cancellationToken).ConfigureAwait(false);
     }
-
-    private async ValueTask FixCopiedAsync(CopiedExpectation fix, CancellationToken cancellationToken)
-    {
-        if (fix.IsL1)
-        {
-            ulong entry = (ulong)image.L1[fix.L1Index];
-            entry = fix.HasCopied ? entry | Qcow2L2Entry.Copied : entry & ~Qcow2L2Entry.Copied;
-            await image.SetL1EntryAsync(fix.L1Index, entry, cancellationToken).ConfigureAwait(false);
-            return;
-        }
-
-        byte[] raw = new byte[8];
-        await File.ReadZeroFilledAsync(fix.EntryOffset, raw, cancellationToken).ConfigureAwait(false);
-        ulong value = BinaryPrimitives.ReadUInt64BigEndian(raw);
-        value = fix.HasCopied ? value | Qcow2L2Entry.Copied : value & ~Qcow2L2Entry.Copied;
-        BinaryPrimitives.WriteUInt64BigEndian(raw, value);
-        await File.WriteAsync(fix.EntryOffset, raw, cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <param name="InDataFile">A cluster in an external data file: not refcounted, its refcount is implicitly one.</param>
-    private sealed record CopiedExpectation(bool IsL1, long EntryOffset, long L1Index, long L2Index, long HostOffset, bool HasCopied, bool InDataFile = false);
 }

@@ -272,7 +272,7 @@ internal sealed partial class Qcow2Image
     {
         lock (_decompressedLock)
         {
-            if (_decompressedValid && _decompressedDescriptor == descriptor)
+            if (_decompressedValid && _decompressedDescriptor == descriptor && _decompressed is not null)
             {
                 _decompressed.AsSpan(offsetInCluster, part.Length).CopyTo(part.Span);
                 return;
@@ -286,6 +286,7 @@ internal sealed partial class Qcow2Image
             cluster.AsSpan(offsetInCluster, part.Length).CopyTo(part.Span);
             lock (_decompressedLock)
             {
+                _decompressed ??= new byte[ClusterSize];
                 cluster.AsSpan(0, (int)ClusterSize).CopyTo(_decompressed);
                 _decompressedDescriptor = descriptor;
                 _decompressedValid = true;

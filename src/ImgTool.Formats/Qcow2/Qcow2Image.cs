@@ -19,7 +19,7 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
 {
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly object _decompressedLock = new();
-    private readonly byte[] _decompressed;
+    private byte[]? _decompressed; // allocated on the first compressed read: most opens (info, check, map) never need it
     private readonly int _clusterBits;
     private readonly int _l2Bits;
     private readonly int _l2EntryBytes;
@@ -42,7 +42,6 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
         _clusterBits = header.ClusterBits;
         _l2EntryBytes = header.ExtendedL2 ? 16 : 8;
         _l2Bits = _clusterBits - (header.ExtendedL2 ? 4 : 3);
-        _decompressed = new byte[ClusterSize];
         L2Cache = new Qcow2TableCache(file, (int)ClusterSize, Qcow2Limits.L2CacheBytes);
         Refcounts = new Qcow2Refcounts(file, _clusterBits, header.RefcountOrder, header.RefcountTableOffset, refcountTable, OnRefcountTableMovedAsync);
     }
@@ -129,8 +128,15 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
             throw new ImageFormatException($"invalid cluster_bits {clusterBits}: cluster size must be 512 B to 2 MiB", file.Path);
         }
 
+        // The header, its extensions and the backing file name all lie in the first cluster.
         byte[] first = new byte[1 << (int)clusterBits];
-        await file.ReadZeroFilledAsync(0, first, cancellationToken).ConfigureAwait(false);
+        int known = Math.Min(start.Length, first.Length);
+        start.AsSpan(0, known).CopyTo(first);
+        if (known < first.Length)
+        {
+            await file.ReadZeroFilledAsync(known, first.AsMemory(known), cancellationToken).ConfigureAwait(false);
+        }
+
         Qcow2Header header = Qcow2Header.Read(first, file.Length, file.Path);
         bool readOnly = context.ReadOnly || file.IsReadOnly;
         IHostFile dataFile = file;

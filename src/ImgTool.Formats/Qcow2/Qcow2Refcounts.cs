@@ -75,22 +75,40 @@ internal sealed class Qcow2Refcounts
 
     public async ValueTask<ulong> GetAsync(long clusterIndex, CancellationToken cancellationToken)
     {
-        long tableIndex = clusterIndex / EntriesPerBlock;
-        if (tableIndex >= _table.Length)
+        if (TryGetCached(clusterIndex, out ulong refcount, out long blockOffset))
         {
-            return 0;
+            return refcount;
         }
 
-        long blockOffset = _table[tableIndex] & EntryOffsetMask;
-        if (blockOffset == 0)
-        {
-            return 0;
-        }
-
-        CheckBlockOffset(blockOffset, tableIndex);
         byte[] block = await _blocks.GetAsync(blockOffset, cancellationToken).ConfigureAwait(false);
         return ReadEntry(block, clusterIndex % EntriesPerBlock, _refcountOrder);
     }
+
+    /// <summary>A cluster's refcount without I/O: true when known (no refcount block, or its block is cached);
+    /// false with the block's offset when that block must be read first.</summary>
+    public bool TryGetCached(long clusterIndex, out ulong refcount, out long blockOffset)
+    {
+        refcount = 0;
+        long tableIndex = clusterIndex / EntriesPerBlock;
+        blockOffset = tableIndex < _table.Length ? _table[tableIndex] & EntryOffsetMask : 0;
+        if (blockOffset == 0)
+        {
+            return true;
+        }
+
+        CheckBlockOffset(blockOffset, tableIndex);
+        if (!_blocks.TryGet(blockOffset, out byte[]? block))
+        {
+            return false;
+        }
+
+        refcount = ReadEntry(block, clusterIndex % EntriesPerBlock, _refcountOrder);
+        return true;
+    }
+
+    /// <summary>The refcount block at a host offset the caller has validated, through the cache.</summary>
+    public ValueTask<byte[]> GetBlockAsync(long blockOffset, CancellationToken cancellationToken) =>
+        _blocks.GetAsync(blockOffset, cancellationToken);
 
     /// <summary>Sets the refcount of <paramref name="count"/> clusters from <paramref name="firstCluster"/>
     /// to <paramref name="value"/>, allocating refcount blocks as needed; one write per block touched.</summary>

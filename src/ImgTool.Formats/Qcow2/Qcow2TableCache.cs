@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using ImgTool.Block.Host;
 
 namespace ImgTool.Formats.Qcow2;
@@ -18,16 +19,29 @@ internal sealed class Qcow2TableCache(IHostFile file, int tableBytes, long capac
 
     public async ValueTask<byte[]> GetAsync(long offsetBytes, CancellationToken cancellationToken)
     {
-        if (_tables.TryGetValue(offsetBytes, out Entry? entry))
+        if (TryGet(offsetBytes, out byte[]? cached))
         {
-            entry.LastUse = ++_clock;
-            return entry.Data;
+            return cached;
         }
 
         byte[] data = new byte[TableBytes];
         await file.ReadZeroFilledAsync(offsetBytes, data, cancellationToken).ConfigureAwait(false);
         Add(offsetBytes, data);
         return data;
+    }
+
+    /// <summary>The table at an offset when it is cached, without I/O.</summary>
+    public bool TryGet(long offsetBytes, [NotNullWhen(true)] out byte[]? data)
+    {
+        if (_tables.TryGetValue(offsetBytes, out Entry? entry))
+        {
+            entry.LastUse = ++_clock;
+            data = entry.Data;
+            return true;
+        }
+
+        data = null;
+        return false;
     }
 
     /// <summary>Installs a table that was just written (a new zeroed table or a copy).</summary>

@@ -21,6 +21,9 @@ public sealed class Qcow2CorruptionTests : IDisposable
         L2EntryPastEndOfFile,
         L2EntryOverlapsL1Table,
         TruncatedFile,
+        CopiedFlagMissingOnDataCluster,
+        CopiedFlagMissingOnL2Table,
+        CopiedFlagSetOnSharedCluster,
     }
 
     [Theory]
@@ -30,6 +33,9 @@ public sealed class Qcow2CorruptionTests : IDisposable
     [InlineData(Damage.L2EntryPastEndOfFile, 2)]
     [InlineData(Damage.L2EntryOverlapsL1Table, 2)]
     [InlineData(Damage.TruncatedFile, 2)]
+    [InlineData(Damage.CopiedFlagMissingOnDataCluster, 2)]
+    [InlineData(Damage.CopiedFlagMissingOnL2Table, 2)]
+    [InlineData(Damage.CopiedFlagSetOnSharedCluster, 2)]
     public async Task Check_diagnoses_and_repairs_like_qemu_img(Damage damage, int exitCode)
     {
         string ours = await DamagedImageAsync(damage, "ours.qcow2");
@@ -89,6 +95,12 @@ public sealed class Qcow2CorruptionTests : IDisposable
         string image = _dir.File(name);
         Assert.Equal(0, (await QemuImg("create", "-f", "qcow2", image, "16M")).ExitCode);
         Assert.Equal(0, (await Qemu("qemu-io", "-c", "write -P 1 0 3M", image)).ExitCode);
+        if (damage == Damage.CopiedFlagSetOnSharedCluster)
+        {
+            // The snapshot shares every cluster (refcount 2), so qemu-img clears the active entries' COPIED bits.
+            Assert.Equal(0, (await QemuImg("snapshot", "-c", "s1", image)).ExitCode);
+        }
+
         byte[] header = new byte[104];
         await using (var stream = File.OpenRead(image))
         {
@@ -99,7 +111,9 @@ public sealed class Qcow2CorruptionTests : IDisposable
         long refcountTable = BinaryPrimitives.ReadInt64BigEndian(header.AsSpan(48));
         long refcountBlock = await ReadAsync(image, refcountTable, 8);
         long l2 = await ReadAsync(image, l1Offset, 8) & 0x00ff_ffff_ffff_fe00L;
-        long data = await ReadAsync(image, l2, 8) & 0x00ff_ffff_ffff_fe00L;
+        long l1Entry = await ReadAsync(image, l1Offset, 8);
+        long dataEntry = await ReadAsync(image, l2, 8);
+        long data = dataEntry & 0x00ff_ffff_ffff_fe00L;
         long length = new FileInfo(image).Length;
         switch (damage)
         {
@@ -130,6 +144,18 @@ public sealed class Qcow2CorruptionTests : IDisposable
                     stream.SetLength(length / 2);
                 }
 
+                break;
+            case Damage.CopiedFlagMissingOnDataCluster:
+                Assert.True(dataEntry < 0, "qemu-io's data cluster should have COPIED set");
+                await PatchAsync(image, l2, dataEntry & long.MaxValue, 8);
+                break;
+            case Damage.CopiedFlagMissingOnL2Table:
+                Assert.True(l1Entry < 0, "qemu-io's L2 table should have COPIED set");
+                await PatchAsync(image, l1Offset, l1Entry & long.MaxValue, 8);
+                break;
+            case Damage.CopiedFlagSetOnSharedCluster:
+                Assert.True(dataEntry > 0, "a cluster shared with a snapshot must not have COPIED set");
+                await PatchAsync(image, l2, dataEntry | long.MinValue, 8);
                 break;
         }
 
