@@ -20,9 +20,13 @@ public enum BlockStatusKind
 /// <param name="Allocated">True when the range is allocated in the host file (QEMU's "present" for a top layer).</param>
 /// <param name="HostFileName">The file <paramref name="HostOffsetBytes"/> refers to when it is not the image's own
 /// host file (a VMDK extent file), as `map` names it; null for the image's file.</param>
-public readonly record struct BlockStatus(BlockStatusKind Kind, long LengthBytes, long HostOffsetBytes = -1, int Depth = 0, bool Allocated = true, string? HostFileName = null)
+/// <param name="DataIsHostHole">For a <see cref="BlockStatusKind.Data"/> extent: its host range is a hole in the host
+/// file, so the data reads as zeros (QEMU's BDRV_BLOCK_DATA together with BDRV_BLOCK_ZERO, which `map` prints as
+/// "zero": true, "data": true). Set only where QEMU looks through to the file (see <see cref="HostHoles"/>).</param>
+public readonly record struct BlockStatus(BlockStatusKind Kind, long LengthBytes, long HostOffsetBytes = -1, int Depth = 0, bool Allocated = true, string? HostFileName = null, bool DataIsHostHole = false)
 {
     public bool IsData => Kind == BlockStatusKind.Data;
 
-    public bool ReadsAsZero => Kind == BlockStatusKind.Zero;
+    /// <summary>The range is known to read as zeros: a zero extent, or data stored in a hole of its host file.</summary>
+    public bool ReadsAsZero => Kind == BlockStatusKind.Zero || (Kind == BlockStatusKind.Data && DataIsHostHole);
 }

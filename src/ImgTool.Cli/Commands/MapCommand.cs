@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
+using ImgTool.Block.Errors;
 using ImgTool.Block.Options;
 using ImgTool.Operations.Map;
 
@@ -27,20 +28,39 @@ internal static class MapCommand
                 parse.GetValue(maxLength) is { } l ? SizeParser.Parse(l, "length") : null,
                 parse.GetValue(forceShare));
             MapResult result = await new MapOperation(context.Opener).RunAsync(options, cancellationToken).ConfigureAwait(false);
-            await context.Output.WriteAsync(parse.IsJson(output) ? Json(result) : Human(result)).ConfigureAwait(false);
-            return 0;
+            if (parse.IsJson(output))
+            {
+                await context.Output.WriteAsync(Json(result)).ConfigureAwait(false);
+                return 0;
+            }
+
+            // As qemu-img: what precedes data without a host offset is printed, then the map fails.
+            string text = Human(result, out bool complete);
+            await context.Output.WriteAsync(text).ConfigureAwait(false);
+            return complete ? 0 : throw new UnsupportedFeatureException("File contains external, encrypted or compressed clusters.");
         });
         return command;
     }
 
-    /// <summary>qemu-img's human map: only ranges holding data, with where they are stored.</summary>
-    internal static string Human(MapResult result)
+    /// <summary>qemu-img's human map: only ranges holding data (not data that reads as zeros), with where they are stored.</summary>
+    /// <param name="complete">False when data without a host offset (compressed, encrypted) stopped the listing there.</param>
+    internal static string Human(MapResult result, out bool complete)
     {
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"{"Offset",-16}{"Length",-16}{"Mapped to",-16}File\n");
-        foreach (MapEntry e in result.Entries.Where(e => e.Data && e.OffsetBytes is not null))
+        complete = true;
+        foreach (MapEntry e in result.Entries.Where(e => e.Data))
         {
-            text.Append(CultureInfo.InvariantCulture, $"{Hex(e.StartBytes),-16}{Hex(e.LengthBytes),-16}{Hex(e.OffsetBytes!.Value),-16}{e.FileName}\n");
+            if (e.OffsetBytes is not { } offset)
+            {
+                complete = false;
+                break;
+            }
+
+            if (!e.Zero)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"{Hex(e.StartBytes),-16}{Hex(e.LengthBytes),-16}{Hex(offset),-16}{e.FileName}\n");
+            }
         }
 
         return text.ToString();

@@ -170,6 +170,7 @@ internal sealed partial class Qcow2Image
     {
         CheckRange(offsetBytes, lengthBytes);
         Qcow2Extent extent;
+        bool metadataPreallocated;
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -186,6 +187,8 @@ internal sealed partial class Qcow2Image
 
                 extent = extent with { LengthBytes = extent.LengthBytes + more.LengthBytes };
             }
+
+            metadataPreallocated = extent.Kind == Qcow2ExtentKind.Data && await HasPreallocatedMetadataAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -201,11 +204,42 @@ internal sealed partial class Qcow2Image
         string? hostFileName = DataFile == HostFile || extent.HostOffset < 0 ? null : DataFile.Path;
         return extent.Kind switch
         {
+            // With preallocated metadata QEMU looks through to the file, where unwritten clusters are holes.
+            Qcow2ExtentKind.Data when metadataPreallocated => HostHoles.Refine(
+                new BlockStatus(BlockStatusKind.Data, extent.LengthBytes, extent.HostOffset, HostFileName: hostFileName), DataFile),
             Qcow2ExtentKind.Data => new BlockStatus(BlockStatusKind.Data, extent.LengthBytes, extent.HostOffset, HostFileName: hostFileName),
             Qcow2ExtentKind.Compressed => new BlockStatus(BlockStatusKind.Data, extent.LengthBytes),
             Qcow2ExtentKind.Zero => new BlockStatus(BlockStatusKind.Zero, extent.LengthBytes, extent.HostOffset, HostFileName: hostFileName),
             _ => new BlockStatus(BlockStatusKind.Unallocated, extent.LengthBytes, extent.HostOffset, Allocated: false, HostFileName: hostFileName),
         };
+    }
+
+    /// <summary>
+    /// QEMU's qcow2_detect_metadata_preallocation, decided once per open: the image counts as preallocated when
+    /// clearly more clusters are in use than the file has allocated on disk (at least 10/9 of them, and 2 more),
+    /// as preallocation=metadata leaves data clusters as holes. Unreadable refcounts count as no.
+    /// Caller holds the lock.
+    /// </summary>
+    private async ValueTask<bool> HasPreallocatedMetadataAsync(CancellationToken cancellationToken)
+    {
+        if (_metadataPreallocated is { } known)
+        {
+            return known;
+        }
+
+        long realClusters = HostFile.AllocatedBytes / ClusterSize;
+        long threshold = Math.Max(realClusters * 10 / 9, realClusters + 2);
+        long endCluster = (HostFile.Length + ClusterSize - 1) / ClusterSize;
+        try
+        {
+            _metadataPreallocated = await Refcounts.CountInUseAsync(endCluster, threshold, cancellationToken).ConfigureAwait(false) >= threshold;
+        }
+        catch (ImageCorruptException)
+        {
+            _metadataPreallocated = false;
+        }
+
+        return _metadataPreallocated.Value;
     }
 
     public async ValueTask ReadAsync(long offsetBytes, Memory<byte> buffer, CancellationToken cancellationToken = default)

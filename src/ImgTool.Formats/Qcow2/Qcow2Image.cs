@@ -25,6 +25,7 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
     private readonly int _l2EntryBytes;
     private readonly bool _openedReadOnly;
     private ulong _decompressedDescriptor;
+    private bool? _metadataPreallocated;
     private bool _decompressedValid;
     private long _compressedCursor;
     private readonly bool _ownsDataFile;

@@ -106,6 +106,34 @@ internal sealed class Qcow2Refcounts
         return true;
     }
 
+    /// <summary>How many of the clusters below <paramref name="endCluster"/> are in use (refcount above zero),
+    /// counting no further than <paramref name="stopAt"/>.</summary>
+    public async ValueTask<long> CountInUseAsync(long endCluster, long stopAt, CancellationToken cancellationToken)
+    {
+        long count = 0;
+        for (long tableIndex = 0; tableIndex < _table.Length && tableIndex * EntriesPerBlock < endCluster && count < stopAt; tableIndex++)
+        {
+            long blockOffset = _table[tableIndex] & EntryOffsetMask;
+            if (blockOffset == 0)
+            {
+                continue;
+            }
+
+            CheckBlockOffset(blockOffset, tableIndex);
+            byte[] block = await _blocks.GetAsync(blockOffset, cancellationToken).ConfigureAwait(false);
+            long entries = Math.Min(EntriesPerBlock, endCluster - (tableIndex * EntriesPerBlock));
+            for (long i = 0; i < entries && count < stopAt; i++)
+            {
+                if (ReadEntry(block, i, _refcountOrder) != 0)
+                {
+                    count++;
+                }
+            }
+        }
+
+        return count;
+    }
+
     /// <summary>The refcount block at a host offset the caller has validated, through the cache.</summary>
     public ValueTask<byte[]> GetBlockAsync(long blockOffset, CancellationToken cancellationToken) =>
         _blocks.GetAsync(blockOffset, cancellationToken);

@@ -232,8 +232,8 @@ internal sealed partial class VhdImage : IImage, IBackingChain, ICheckable
         lengthBytes = Math.Max(1, Math.Min(lengthBytes, SizeBytes - offsetBytes));
         if (IsFixed)
         {
-            HostExtent extent = _file.GetExtent(offsetBytes, lengthBytes);
-            return new BlockStatus(extent.IsData ? BlockStatusKind.Data : BlockStatusKind.Zero, Math.Min(extent.LengthBytes, lengthBytes), offsetBytes);
+            // As QEMU: all data, at the same offset in the file; holes in the file make it data that reads as zeros.
+            return HostHoles.Refine(new BlockStatus(BlockStatusKind.Data, lengthBytes, offsetBytes), _file);
         }
 
         BlockStatusKind absent = IsDifferencing ? BlockStatusKind.Unallocated : BlockStatusKind.Zero;

@@ -204,6 +204,13 @@ internal class VmdkImage : IImage, IBackingChain, ICheckable
                 length,
                 run.Compressed ? -1 : run.HostOffsetBytes,
                 HostFileName: run.Compressed || extent.File == HostFile ? null : extent.File.Path),
+            // A hole in a flat extent file: QEMU reports the extent's data as data that reads as zeros.
+            VmdkRunKind.Zero when extent.IsFlat => new BlockStatus(
+                BlockStatusKind.Data,
+                length,
+                run.HostOffsetBytes,
+                HostFileName: extent.File == HostFile ? null : extent.File.Path,
+                DataIsHostHole: true),
             VmdkRunKind.Zero => new BlockStatus(BlockStatusKind.Zero, length),
             _ => new BlockStatus(BlockStatusKind.Unallocated, length, Allocated: false),
         };

@@ -62,8 +62,8 @@ public sealed class CompareOperation(ImageOpener opener)
                 BlockStatus sa = await BackingChainStatus.GetAsync(a, offset, want, cancellationToken).ConfigureAwait(false);
                 BlockStatus sb = await BackingChainStatus.GetAsync(b, offset, want, cancellationToken).ConfigureAwait(false);
                 int length = (int)Math.Min(sa.LengthBytes, sb.LengthBytes);
-                bool zeroA = sa.Kind != BlockStatusKind.Data;
-                bool zeroB = sb.Kind != BlockStatusKind.Data;
+                bool zeroA = sa.Kind != BlockStatusKind.Data || sa.DataIsHostHole;
+                bool zeroB = sb.Kind != BlockStatusKind.Data || sb.DataIsHostHole;
                 if (options.Strict && (sa.Kind == BlockStatusKind.Unallocated) != (sb.Kind == BlockStatusKind.Unallocated))
                 {
                     return Result(CompareOutcome.AllocationMismatch, offset);
@@ -88,7 +88,7 @@ public sealed class CompareOperation(ImageOpener opener)
             {
                 BlockStatus status = await BackingChainStatus.GetAsync(longer, offset, Math.Min(ChunkBytes, total - offset), cancellationToken).ConfigureAwait(false);
                 int length = (int)status.LengthBytes;
-                if (status.Kind == BlockStatusKind.Data)
+                if (status.Kind == BlockStatusKind.Data && !status.DataIsHostHole)
                 {
                     await longer.ReadAsync(offset, bufferA.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
                     int nonZero = bufferA.AsSpan(0, length).IndexOfAnyExcept((byte)0);

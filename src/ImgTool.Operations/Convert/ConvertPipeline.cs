@@ -109,7 +109,7 @@ internal sealed class ConvertPipeline
                     ? new BlockStatus(BlockStatusKind.Data, remaining)
                     : await _source.GetStatusAsync(offset, Math.Min(remaining, StatusQueryBytes), failed.Token).ConfigureAwait(false);
                 long extentEnd = offset + status.LengthBytes;
-                if (status.Kind != BlockStatusKind.Data)
+                if (status.Kind != BlockStatusKind.Data || status.DataIsHostHole)
                 {
                     long zeroEnd = extentEnd == size ? size : extentEnd / unit * unit;
                     if (zeroEnd > offset)

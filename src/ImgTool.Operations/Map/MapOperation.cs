@@ -44,7 +44,7 @@ public sealed class MapOperation(ImageOpener opener)
                 status.LengthBytes,
                 status.Depth,
                 Present: status.Kind != BlockStatusKind.Unallocated,
-                Zero: status.Kind != BlockStatusKind.Data,
+                Zero: status.Kind != BlockStatusKind.Data || status.DataIsHostHole,
                 Data: status.Kind == BlockStatusKind.Data,
                 status.HostOffsetBytes >= 0 ? status.HostOffsetBytes : null,
                 status.HostFileName ?? layerNames[Math.Min(status.Depth, layerNames.Count - 1)]);
