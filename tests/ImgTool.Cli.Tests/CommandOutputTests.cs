@@ -124,7 +124,7 @@ public sealed class CommandOutputTests : IDisposable
         SparseFile(path, MiB);
         RunResult r = await Imgtool("check", path);
         Assert.Equal(63, r.ExitCode);
-        Assert.Equal($"imgtool: {path}: This image format (raw) does not support checks\n", r.Err);
+        Assert.Equal("imgtool: This image format does not support checks\n", r.Err);
     }
 
     [Fact]

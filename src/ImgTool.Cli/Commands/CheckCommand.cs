@@ -32,7 +32,7 @@ internal static class CheckCommand
             if (!result.Supported)
             {
                 // qemu-img's wording and exit code (63) for a format without checks.
-                await context.Error.WriteLineAsync($"imgtool: {result.FileName}: This image format ({result.Format}) does not support checks").ConfigureAwait(false);
+                await context.Error.WriteLineAsync("imgtool: This image format does not support checks").ConfigureAwait(false);
                 return result.ExitCode;
             }
 

@@ -110,6 +110,9 @@ internal static class InfoCommand
         foreach (ImageInfo image in asArray ? result.Images : result.Images.Take(1))
         {
             w.WriteStartObject();
+
+            // qemu-img's key order (its QDict's bucket order): the backing format comes first.
+            w.WriteOptionalString("backing-filename-format", image.BackingFormat);
             if (image.Snapshots is { } snapshots)
             {
                 WriteSnapshots(w, snapshots);
@@ -138,7 +141,6 @@ internal static class InfoCommand
 
             w.WriteOptionalString("full-backing-filename", image.FullBackingFileName);
             w.WriteOptionalString("backing-filename", image.BackingFileName);
-            w.WriteOptionalString("backing-filename-format", image.BackingFormat);
             w.WriteBoolean("dirty-flag", image.DirtyFlag);
             if (image == result.Images[0] && result.Preset is not null)
             {

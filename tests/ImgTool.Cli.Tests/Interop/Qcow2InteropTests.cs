@@ -162,6 +162,32 @@ public sealed class Qcow2InteropTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Info_of_an_overlay_with_snapshots_is_the_same_text_as_qemu_img()
+    {
+        string baseImage = _dir.File("base.qcow2");
+        string overlay = _dir.File("overlay.qcow2");
+        Assert.Equal(0, (await QemuImg("create", "-q", "-f", "qcow2", baseImage, "8M")).ExitCode);
+        await QemuIo(baseImage, "write -P 1 0 1M");
+        Assert.Equal(0, (await QemuImg("create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", overlay)).ExitCode);
+        await QemuIo(overlay, "write -P 2 512k 1M");
+        foreach (bool withSnapshot in new[] { false, true })
+        {
+            if (withSnapshot)
+            {
+                Assert.Equal(0, (await QemuImg("snapshot", "-c", "s1", overlay)).ExitCode);
+            }
+
+            foreach (string[] args in new[] { new[] { "info", overlay }, ["info", "--output=json", overlay], ["info", "--backing-chain", overlay], ["info", "--backing-chain", "--output=json", overlay] })
+            {
+                RunResult theirs = await QemuImg(args);
+                RunResult ours = await Imgtool(args);
+                Assert.True(ours.ExitCode == 0, ours.ToString());
+                Assert.Equal(theirs.Out, ours.Out);
+            }
+        }
+    }
+
     [Theory]
     [InlineData("compat=1.1")]
     [InlineData("compat=0.10,cluster_size=4k")]
