@@ -9,7 +9,10 @@ public enum ImageOptionKind
     Choice,
 }
 
-/// <summary>One `-o` option a format accepts, as `-o help` lists it.</summary>
+/// <summary>One `-o` option a format accepts, as `-o help` lists it. A format lists its options in QEMU's internal
+/// order, which its "Formatting ..." line follows (`-o help` sorts them by name).</summary>
+/// <param name="Default">The value qemu-img's "Formatting ..." line prints when the option is not given (QEMU's
+/// def_value_str), or null when it prints nothing for it.</param>
 public sealed record ImageOptionSpec(string Name, ImageOptionKind Kind, string Description, IReadOnlyList<string>? Choices = null, string? Default = null)
 {
     /// <summary>The value placeholder qemu-img prints in `-o help` ("&lt;size&gt;", "&lt;bool (on/off)&gt;", ...).</summary>

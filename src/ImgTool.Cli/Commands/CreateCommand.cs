@@ -68,7 +68,7 @@ internal static class CreateCommand
 
     private static string Human(CreateResult result)
     {
-        var text = new StringBuilder($"Formatting '{result.FileName}', fmt={result.Format} size={result.SizeBytes}");
+        var text = new StringBuilder($"Formatting '{result.FileName}', fmt={result.Format}");
         foreach (var (key, value) in result.Options)
         {
             text.Append(' ').Append(key).Append('=').Append(value);
@@ -91,7 +91,7 @@ internal static class CreateCommand
         w.WriteOptionalString("preset", result.Preset);
         w.WriteOptionalNumber("requested-size", result.RequestedSizeBytes);
         w.WriteStartObject("options");
-        foreach (var (key, value) in result.Options)
+        foreach (var (key, value) in result.Options.Where(o => o.Key != "size"))
         {
             w.WriteString(key, value);
         }

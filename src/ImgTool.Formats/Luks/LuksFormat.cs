@@ -19,14 +19,14 @@ public sealed class LuksFormat : FormatDriver
     /// <summary>The options qemu-img 7.2 lists for luks, in its order.</summary>
     public override IReadOnlyList<ImageOptionSpec> CreateOptionSpecs { get; } =
     [
+        new("size", ImageOptionKind.Size, "Virtual disk size"),
+        new("key-secret", ImageOptionKind.String, "ID of the secret that provides the keyslot passphrase"),
         new("cipher-alg", ImageOptionKind.String, "Name of encryption cipher algorithm"),
         new("cipher-mode", ImageOptionKind.String, "Name of encryption cipher mode"),
-        new("hash-alg", ImageOptionKind.String, "Name of encryption hash algorithm"),
-        new("iter-time", ImageOptionKind.Number, "Time to spend in PBKDF in milliseconds"),
         new("ivgen-alg", ImageOptionKind.String, "Name of IV generator algorithm"),
         new("ivgen-hash-alg", ImageOptionKind.String, "Name of IV generator hash algorithm"),
-        new("key-secret", ImageOptionKind.String, "ID of the secret that provides the keyslot passphrase"),
-        new("size", ImageOptionKind.Size, "Virtual disk size"),
+        new("hash-alg", ImageOptionKind.String, "Name of encryption hash algorithm"),
+        new("iter-time", ImageOptionKind.Number, "Time to spend in PBKDF in milliseconds"),
     ];
 
     /// <summary>The payload of a new container is whatever the file held (holes decrypt to noise), so convert must

@@ -18,30 +18,31 @@ public sealed class Qcow2Format : FormatDriver
 
     public override bool SupportsBackingFile => true;
 
-    /// <summary>The options qemu-img 7.2 lists for qcow2, in its order.</summary>
+    /// <summary>The options qemu-img 7.2 has for qcow2, in its internal order (its "Formatting ..." line), with the
+    /// defaults that line prints.</summary>
     public override IReadOnlyList<ImageOptionSpec> CreateOptionSpecs { get; } =
     [
-        new("backing_file", ImageOptionKind.String, "File name of a base image"),
-        new("backing_fmt", ImageOptionKind.String, "Image format of the base image"),
-        new("cluster_size", ImageOptionKind.Size, "qcow2 cluster size", Default: "65536"),
-        new("compat", ImageOptionKind.String, "Compatibility level (v2 [0.10] or v3 [1.1])", Default: "1.1"),
-        new("compression_type", ImageOptionKind.Choice, "Compression method used for image cluster compression", ["zlib", "zstd"], "zlib"),
-        new("data_file", ImageOptionKind.String, "File name of an external data file"),
-        new("data_file_raw", ImageOptionKind.Bool, "The external data file must stay valid as a raw image"),
+        new("encryption", ImageOptionKind.Bool, "Encrypt the image with format 'aes'. (Deprecated in favor of encrypt.format=aes)"),
+        new("encrypt.format", ImageOptionKind.String, "Encrypt the image, format choices: 'aes', 'luks'"),
+        new("encrypt.key-secret", ImageOptionKind.String, "ID of secret providing qcow AES key or LUKS passphrase"),
         new("encrypt.cipher-alg", ImageOptionKind.String, "Name of encryption cipher algorithm"),
         new("encrypt.cipher-mode", ImageOptionKind.String, "Name of encryption cipher mode"),
-        new("encrypt.format", ImageOptionKind.String, "Encrypt the image, format choices: 'aes', 'luks'"),
-        new("encrypt.hash-alg", ImageOptionKind.String, "Name of encryption hash algorithm"),
-        new("encrypt.iter-time", ImageOptionKind.Number, "Time to spend in PBKDF in milliseconds"),
         new("encrypt.ivgen-alg", ImageOptionKind.String, "Name of IV generator algorithm"),
         new("encrypt.ivgen-hash-alg", ImageOptionKind.String, "Name of IV generator hash algorithm"),
-        new("encrypt.key-secret", ImageOptionKind.String, "ID of secret providing qcow AES key or LUKS passphrase"),
-        new("encryption", ImageOptionKind.Bool, "Encrypt the image with format 'aes'. (Deprecated in favor of encrypt.format=aes)"),
+        new("encrypt.hash-alg", ImageOptionKind.String, "Name of encryption hash algorithm"),
+        new("encrypt.iter-time", ImageOptionKind.Number, "Time to spend in PBKDF in milliseconds"),
+        new("cluster_size", ImageOptionKind.Size, "qcow2 cluster size", Default: "65536"),
         new("extended_l2", ImageOptionKind.Bool, "Extended L2 tables", Default: "off"),
-        new("lazy_refcounts", ImageOptionKind.Bool, "Postpone refcount updates", Default: "off"),
-        new("preallocation", ImageOptionKind.Choice, "Preallocation mode (allowed values: off, metadata, falloc, full)", ["off", "metadata", "falloc", "full"], "off"),
-        new("refcount_bits", ImageOptionKind.Number, "Width of a reference count entry in bits", Default: "16"),
+        new("preallocation", ImageOptionKind.Choice, "Preallocation mode (allowed values: off, metadata, falloc, full)", ["off", "metadata", "falloc", "full"]),
+        new("compression_type", ImageOptionKind.Choice, "Compression method used for image cluster compression", ["zlib", "zstd"], "zlib"),
         new("size", ImageOptionKind.Size, "Virtual disk size"),
+        new("compat", ImageOptionKind.String, "Compatibility level (v2 [0.10] or v3 [1.1])"),
+        new("backing_file", ImageOptionKind.String, "File name of a base image"),
+        new("backing_fmt", ImageOptionKind.String, "Image format of the base image"),
+        new("data_file", ImageOptionKind.String, "File name of an external data file"),
+        new("data_file_raw", ImageOptionKind.Bool, "The external data file must stay valid as a raw image"),
+        new("lazy_refcounts", ImageOptionKind.Bool, "Postpone refcount updates", Default: "off"),
+        new("refcount_bits", ImageOptionKind.Number, "Width of a reference count entry in bits", Default: "16"),
     ];
 
     /// <summary>Compressed clusters cannot live in an external data file (the spec forbids them there), nor be encrypted.</summary>

@@ -17,8 +17,8 @@ public sealed class RawFormat : FormatDriver
 
     public override IReadOnlyList<ImageOptionSpec> CreateOptionSpecs { get; } =
     [
-        new("preallocation", ImageOptionKind.Choice, "Preallocation mode (allowed values: off, falloc, full)", ["off", "falloc", "full"], "off"),
         new("size", ImageOptionKind.Size, "Virtual disk size"),
+        new("preallocation", ImageOptionKind.Choice, "Preallocation mode (allowed values: off, falloc, full)", ["off", "falloc", "full"]),
     ];
 
     /// <summary>Anything can be raw, so raw scores lowest: it is the answer only when no format claims the file.</summary>

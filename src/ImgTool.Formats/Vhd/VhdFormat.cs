@@ -14,8 +14,8 @@ public sealed class VhdFormat(TimeProvider clock) : FormatDriver
     public override IReadOnlyList<ImageOptionSpec> CreateOptionSpecs { get; } =
     [
         new("size", ImageOptionKind.Size, "Virtual disk size"),
-        new("subformat", ImageOptionKind.Choice, "Type of virtual hard disk format. Supported formats are {dynamic (default) | fixed} ", ["dynamic", "fixed"], "dynamic"),
-        new("force_size", ImageOptionKind.Bool, "Force disk size calculation to use the actual size specified, rather than using the nearest CHS-based calculation", Default: "off"),
+        new("subformat", ImageOptionKind.Choice, "Type of virtual hard disk format. Supported formats are {dynamic (default) | fixed} ", ["dynamic", "fixed"]),
+        new("force_size", ImageOptionKind.Bool, "Force disk size calculation to use the actual size specified, rather than using the nearest CHS-based calculation"),
     ];
 
     public override bool SupportsBackingFile => true;

@@ -19,11 +19,11 @@ public sealed class VhdxFormat : FormatDriver
     /// <summary>QEMU 7.2's vhdx create options, in its order and with its descriptions.</summary>
     public override IReadOnlyList<ImageOptionSpec> CreateOptionSpecs { get; } =
     [
-        new("block_size", ImageOptionKind.Size, "Block Size; min 1MB, max 256MB. 0 means auto-calculate based on image size.", Default: "0"),
-        new("block_state_zero", ImageOptionKind.Bool, "Force use of payload blocks of type 'ZERO'. Non-standard, but default.", Default: "on"),
-        new("log_size", ImageOptionKind.Size, "Log size; min 1MB.", Default: "1048576"),
         new("size", ImageOptionKind.Size, "Virtual disk size; max of 64TB."),
-        new("subformat", ImageOptionKind.Choice, "VHDX format type, can be either 'dynamic' or 'fixed'. Default is 'dynamic'.", ["dynamic", "fixed"], "dynamic"),
+        new("log_size", ImageOptionKind.Size, "Log size; min 1MB.", Default: "1048576"),
+        new("block_size", ImageOptionKind.Size, "Block Size; min 1MB, max 256MB. 0 means auto-calculate based on image size.", Default: "0"),
+        new("subformat", ImageOptionKind.Choice, "VHDX format type, can be either 'dynamic' or 'fixed'. Default is 'dynamic'.", ["dynamic", "fixed"]),
+        new("block_state_zero", ImageOptionKind.Bool, "Force use of payload blocks of type 'ZERO'. Non-standard, but default."),
     ];
 
     /// <summary>A differencing VHDX names its parent in the parent locator.</summary>

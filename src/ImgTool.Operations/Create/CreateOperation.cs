@@ -1,3 +1,4 @@
+using System.Globalization;
 using ImgTool.Block.Devices;
 using ImgTool.Block.Errors;
 using ImgTool.Block.Options;
@@ -57,17 +58,38 @@ public sealed class CreateOperation(ImageOpener opener)
         var request = new ImageCreateRequest(sizeBytes, imageOptions, backingFile, backingFormat) { AllowOutsideFiles = opener.AllowOutsideFiles, Secrets = opener.Secrets };
         await ImageFactory.CreateAsync(options.FileName, driver, request, cancellationToken).ConfigureAwait(false);
 
+        return new CreateResult(options.FileName, driver.Name, sizeBytes, AsQemuPrintsThem(driver, imageOptions, sizeBytes, backingFile, backingFormat),
+            preset?.Name, requested != sizeBytes ? requested : null);
+    }
+
+    /// <summary>
+    /// The options as qemu-img's "Formatting ..." line prints them: every option the format knows, in the order
+    /// its option list has them, with the value given or else the default QEMU prints, sizes and numbers as plain
+    /// numbers (cluster_size=64k prints 65536).
+    /// </summary>
+    private static List<KeyValuePair<string, string>> AsQemuPrintsThem(FormatDriver driver, ImageOptions given, long sizeBytes, string? backingFile, string? backingFormat)
+    {
         var listed = new List<KeyValuePair<string, string>>();
-        if (backingFile is not null)
+        foreach (ImageOptionSpec spec in driver.CreateOptionSpecs)
         {
-            listed.Add(new("backing_file", backingFile));
-            if (backingFormat is not null)
+            string? value = spec.Name switch
             {
-                listed.Add(new("backing_fmt", backingFormat));
+                "size" => sizeBytes.ToString(CultureInfo.InvariantCulture),
+                "backing_file" => backingFile,
+                "backing_fmt" => backingFile is null ? null : backingFormat,
+                _ => spec.Kind switch
+                {
+                    ImageOptionKind.Size => given.GetSize(spec.Name)?.ToString(CultureInfo.InvariantCulture),
+                    ImageOptionKind.Number => given.GetNumber(spec.Name)?.ToString(CultureInfo.InvariantCulture),
+                    _ => given.GetString(spec.Name),
+                } ?? spec.Default,
+            };
+            if (value is not null)
+            {
+                listed.Add(new(spec.Name, value));
             }
         }
 
-        listed.AddRange(imageOptions.Values.Where(kv => kv.Key is not ("size" or "backing_file" or "backing_fmt")));
-        return new CreateResult(options.FileName, driver.Name, sizeBytes, listed, preset?.Name, requested != sizeBytes ? requested : null);
+        return listed;
     }
 }
