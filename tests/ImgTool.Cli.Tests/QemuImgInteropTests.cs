@@ -84,13 +84,35 @@ public sealed class QemuImgInteropTests : IDisposable
         string d = _dir.File("d.raw");
         Assert.Equal(0, (await QemuImg("create", "-f", "raw", d, "20M")).ExitCode);
 
-        foreach (var (x, y) in new[] { (a, b), (a, c), (a, d), (d, a) })
+        // Images of different sizes: qemu-img warns about the size only once the common part compared equal.
+        string larger = _dir.File("larger.raw");
+        File.Copy(a, larger);
+        Assert.Equal(0, (await QemuImg("resize", "-f", "raw", larger, "24M")).ExitCode);
+        string largerWithTail = _dir.File("tail.raw");
+        File.Copy(larger, largerWithTail);
+        Assert.Equal(0, (await Qemu("qemu-io", "-f", "raw", "-c", "write -P 0x02 22M 4k", largerWithTail)).ExitCode);
+        string largerEmpty = _dir.File("empty24.raw");
+        Assert.Equal(0, (await QemuImg("create", "-f", "raw", largerEmpty, "24M")).ExitCode);
+
+        foreach (var (x, y) in new[] { (a, b), (a, c), (a, d), (d, a), (a, larger), (a, largerWithTail), (largerWithTail, a), (a, largerEmpty) })
         {
             RunResult theirs = await QemuImg("compare", x, y);
             RunResult ours = await Imgtool("compare", x, y);
             Assert.Equal(theirs.ExitCode, ours.ExitCode);
             Assert.Equal(theirs.Out, ours.Out);
         }
+    }
+
+    [Fact]
+    public async Task Snapshot_list_of_a_format_without_snapshots_prints_nothing_like_qemu_img()
+    {
+        string path = await QemuMadeImage("off");
+        RunResult theirs = await QemuImg("snapshot", "-l", path);
+        RunResult ours = await Imgtool("snapshot", "-l", path);
+        Assert.Equal(0, theirs.ExitCode);
+        Assert.True(ours.ExitCode == 0, ours.ToString());
+        Assert.Equal(theirs.Out, ours.Out);
+        Assert.NotEqual(0, (await Imgtool("snapshot", "-c", "s1", path)).ExitCode);
     }
 
     /// <summary>The acceptance case: a 1 GiB half-sparse image converts to a sparse, identical raw file.</summary>

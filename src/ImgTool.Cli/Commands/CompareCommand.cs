@@ -47,7 +47,10 @@ internal static class CompareCommand
 
     internal static string Human(CompareResult result)
     {
-        string warning = result.SizesDiffer && result.Outcome != CompareOutcome.SizeMismatch ? "Warning: Image size mismatch!\n" : string.Empty;
+        // As qemu-img: the warning comes once the common part has compared equal, when the rest is checked.
+        long common = Math.Min(result.SizeBytesA, result.SizeBytesB);
+        bool pastCommonPart = result.Outcome == CompareOutcome.Identical || result.MismatchOffsetBytes >= common;
+        string warning = result.SizesDiffer && result.Outcome != CompareOutcome.SizeMismatch && pastCommonPart ? "Warning: Image size mismatch!\n" : string.Empty;
         return warning + result.Outcome switch
         {
             CompareOutcome.Identical => "Images are identical.\n",

@@ -34,6 +34,11 @@ public sealed class SnapshotOperation(ImageOpener opener, TimeProvider clock)
             cancellationToken).ConfigureAwait(false);
         if (image is not ISnapshots snapshots)
         {
+            if (options.Action == SnapshotAction.List)
+            {
+                return new SnapshotResult(options.FileName, []); // qemu-img lists nothing, successfully
+            }
+
             throw new UnsupportedFeatureException($"format '{image.FormatName}' does not support internal snapshots", options.FileName);
         }
 
