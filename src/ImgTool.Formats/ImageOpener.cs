@@ -106,6 +106,11 @@ public sealed class ImageOpener(FormatRegistry registry)
 
     private async ValueTask<IImage> OpenLayerAsync(string path, string? format, ImageOpenRequest request, IReadOnlyList<string> above, CancellationToken cancellationToken)
     {
+        if (string.IsNullOrEmpty(path))
+        {
+            throw new BackingFileException("the image names an empty backing file", above.Count > 0 ? above[^1] : null);
+        }
+
         string canonical = Canonical(path);
         if (above.Contains(canonical))
         {

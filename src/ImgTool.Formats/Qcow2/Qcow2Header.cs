@@ -225,7 +225,8 @@ internal sealed record Qcow2Header
         header = header with { Extensions = ReadExtensions(head, header, fileName) };
         header.Validate(fileLength, fileName);
 
-        if (header.BackingFileOffset != 0)
+        // An empty name is no backing file (QEMU reads it as "" and opens nothing).
+        if (header.BackingFileOffset != 0 && header.BackingFileSize > 0)
         {
             header = header with { BackingFileName = Encoding.UTF8.GetString(head.Slice((int)header.BackingFileOffset, header.BackingFileSize)) };
         }

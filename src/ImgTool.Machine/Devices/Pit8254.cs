@@ -19,9 +19,11 @@ internal sealed class Pit8254 : IPortDevice
         _irq0 = irq0;
     }
 
-    private long Ticks => (long)((decimal)_nowNs() * FrequencyHz / 1_000_000_000m);
+    // 128-bit products: nanoseconds times 1.19 MHz overflow 64 bits after about two hours of virtual time.
+    // (The guest polls the counter in delay loops, so this is on a hot path; decimal arithmetic was slow.)
+    private long Ticks => (long)((Int128)_nowNs() * FrequencyHz / 1_000_000_000);
 
-    private static long TicksToNs(long ticks) => (long)((decimal)ticks * 1_000_000_000m / FrequencyHz);
+    private static long TicksToNs(long ticks) => (long)((Int128)ticks * 1_000_000_000 / FrequencyHz);
 
     /// <summary>The virtual time of channel 0's next interrupt, or long.MaxValue.</summary>
     public long NextDeadlineNs

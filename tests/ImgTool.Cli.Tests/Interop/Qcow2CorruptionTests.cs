@@ -71,6 +71,21 @@ public sealed class Qcow2CorruptionTests : IDisposable
         Assert.Equal(0, (await QemuImg("check", image)).ExitCode);
     }
 
+    [Fact]
+    public async Task A_backing_file_offset_with_an_empty_name_means_no_backing_file()
+    {
+        string image = _dir.File("empty-backing.qcow2");
+        Assert.Equal(0, (await QemuImg("create", "-f", "qcow2", image, "16M")).ExitCode);
+        await PatchAsync(image, 8, 512, 8); // backing_file_offset = 512, backing_file_size stays 0
+        foreach (string[] args in new[] { new[] { "info", image }, ["info", "--output=json", image], ["map", "--output=json", image], ["check", image] })
+        {
+            RunResult theirs = await QemuImg(args);
+            RunResult ours = await Imgtool(args);
+            Assert.True(ours.ExitCode == theirs.ExitCode, ours.ToString());
+            Assert.Equal(theirs.Out, ours.Out);
+        }
+    }
+
     [Theory]
     [InlineData(36, 0x7fffffffL, 4, "L1 table is too large")]
     [InlineData(72, 1L << 40, 8, "unknown incompatible feature bit 40")]
