@@ -29,6 +29,11 @@ internal sealed class Runner(string timePath, string workDir, TextWriter progres
         try
         {
             benchCase.Prepare?.Invoke(context);
+
+            // Untimed: write back what the test images' preparation and earlier cases left dirty, so that no run
+            // pays for it. Not before every run: an output synced and then deleted costs the disk more (freeing
+            // its blocks) than one deleted while still in the page cache, as every run's output is here.
+            RunChecked("sync");
             RunOnce(benchCase, context, Tool.Imgtool);
             RunOnce(benchCase, context, Tool.QemuImg);
             for (int run = 1; run <= runs; run++)
