@@ -8,7 +8,7 @@ using ImgTool.Operations.Presets;
 
 namespace ImgTool.Cli.Commands;
 
-/// <summary>convert [-f fmt] [-O output_fmt] [-o options] [-S sparse_size] [-n] [-p] [-m num] [-W] [-c] filename [filename2 [...]] output_filename</summary>
+/// <summary>convert [-f fmt] [-O output_fmt] [-B backing_file -F backing_fmt] [-o options] [-S sparse_size] [-n] [-p] [-m num] [-W] [-c] filename [filename2 [...]] output_filename</summary>
 internal static class ConvertCommand
 {
     public static Command Build(CliContext context)
@@ -29,12 +29,14 @@ internal static class ConvertCommand
         var cache = CommonOptions.Cache("-t", "Target cache mode (default unsafe)");
         var sourceCache = CommonOptions.Cache("-T", "Source cache mode (default writeback)");
         var targetIsZero = new Option<bool>("--target-is-zero") { Description = "With -n: the target already reads as zeros" };
+        var backingFile = new Option<string?>("-B") { Description = "Give the target this backing file and leave to it what the source's top layer does not hold", HelpName = "backing_file" };
+        var backingFormat = new Option<string?>("-F") { Description = "The backing file's format (required with -B)", HelpName = "backing_fmt" };
         var output = CommonOptions.Output();
         var files = new Argument<string[]>("filename") { Arity = ArgumentArity.ZeroOrMore, Description = "Source image(s), then the target" };
         var command = new Command("convert", "Convert (and concatenate) images into a new image")
         {
             format, outputFormat, preset, options, sparse, noCreate, progress, progressStyle, parallel, outOfOrder, compress,
-            forceShare, cache, sourceCache, targetIsZero, output, files,
+            forceShare, cache, sourceCache, targetIsZero, backingFile, backingFormat, output, files,
         };
         command.SetAction(context, async (parse, cancellationToken) =>
         {
@@ -49,6 +51,12 @@ internal static class ConvertCommand
             }
 
             string[] names = parse.GetValue(files) ?? [];
+            if (names.FirstOrDefault(n => n.Length > 1 && n[0] == '-') is { } unknown)
+            {
+                // Not a file name: an option this convert does not have (a file named so can be given as ./-name).
+                throw new InvalidOptionException($"unrecognized option '{unknown}'");
+            }
+
             if (names.Length < 2)
             {
                 throw new InvalidOptionException("convert needs a source and a target file name");
@@ -69,7 +77,9 @@ internal static class ConvertCommand
                 parse.GetValue(forceShare),
                 CommonOptions.ParseCache(parse.GetValue(cache), CacheMode.Unsafe),
                 CommonOptions.ParseCache(parse.GetValue(sourceCache), CacheMode.Writeback),
-                presetName);
+                presetName,
+                parse.GetValue(backingFile),
+                parse.GetValue(backingFormat));
 
             ProgressPrinter? printer = ProgressPrinter.Create(context, parse.GetValue(progress), parse.GetValue(progressStyle));
             ConvertResult result = await new ConvertOperation(context.Opener).RunAsync(convertOptions, printer, cancellationToken).ConfigureAwait(false);

@@ -36,6 +36,11 @@ public sealed class ConvertOperation(ImageOpener opener)
             throw new InvalidOptionException("-o cannot be used with -n: the target is not created", options.Target);
         }
 
+        if (options.BackingFile is not null && !driver.SupportsBackingFile)
+        {
+            throw new UnsupportedFeatureException($"Backing file not supported for file format '{driver.Name}'");
+        }
+
         var stopwatch = Stopwatch.StartNew();
         var sources = new List<IImage>();
         try
@@ -53,9 +58,19 @@ public sealed class ConvertOperation(ImageOpener opener)
             long totalBytes = sources.Sum(s => s.SizeBytes);
             long targetBytes = preset?.RoundSize(totalBytes) ?? totalBytes;
             IReadOnlyList<string> related = [];
+            if (options.BackingFile is { } backingFile)
+            {
+                // As create does: the backing file must exist and be of the format named.
+                await using IImage backing = await opener.OpenAsync(
+                    ImageOpener.ResolveBackingPath(options.Target, backingFile),
+                    new ImageOpenRequest(options.BackingFormat, ForceShare: true),
+                    cancellationToken).ConfigureAwait(false);
+            }
+
             if (!options.NoCreate)
             {
-                related = await ImageFactory.CreateAsync(options.Target, driver, new ImageCreateRequest(targetBytes, targetOptions) { AllowOutsideFiles = opener.AllowOutsideFiles, Secrets = opener.Secrets }, cancellationToken).ConfigureAwait(false);
+                var request = new ImageCreateRequest(targetBytes, targetOptions, options.BackingFile, options.BackingFormat) { AllowOutsideFiles = opener.AllowOutsideFiles, Secrets = opener.Secrets };
+                related = await ImageFactory.CreateAsync(options.Target, driver, request, cancellationToken).ConfigureAwait(false);
             }
 
             try
@@ -114,10 +129,18 @@ public sealed class ConvertOperation(ImageOpener opener)
                 ?? throw new UnsupportedFeatureException($"compression (-c) is not supported by format '{target.FormatName}'", options.Target);
         }
 
-        // A target created here reads as zeros, so zero ranges need no writes at all.
-        bool targetIsZero = (!options.NoCreate && opener.Registry.Get(targetFormat).CreatesZeroedImages) || options.TargetIsZero;
-        var source = new ConcatenatedDevice(sources);
-        var pipeline = new ConvertPipeline(source, target, compressed, options.SparseBytes, targetIsZero, options.Parallel, options.OutOfOrder, progress);
+        // A target created here reads as zeros, so zero ranges need no writes at all; not over a backing file,
+        // which would show through.
+        bool targetHasBacking = options.BackingFile is not null;
+        bool targetIsZero = !targetHasBacking && ((!options.NoCreate && opener.Registry.Get(targetFormat).CreatesZeroedImages) || options.TargetIsZero);
+
+        // With -B the single source is asked about its own top layer (what it does not hold stays with the backing
+        // file); otherwise about the whole chain of every source.
+        IBlockDevice source = targetHasBacking ? sources[0] : new ConcatenatedDevice(sources);
+        var pipeline = new ConvertPipeline(source, target, compressed, options.SparseBytes, targetIsZero, options.Parallel, options.OutOfOrder, progress)
+        {
+            LeavesUnallocatedToBacking = targetHasBacking,
+        };
         await pipeline.RunAsync(cancellationToken).ConfigureAwait(false);
         await target.FlushAsync(cancellationToken).ConfigureAwait(false);
         return pipeline;
@@ -156,6 +179,28 @@ public sealed class ConvertOperation(ImageOpener opener)
         if (options.TargetIsZero && !options.NoCreate)
         {
             throw new InvalidOptionException("--target-is-zero requires -n");
+        }
+
+        if (options.BackingFile is not null)
+        {
+            if (options.BackingFormat is null)
+            {
+                throw new InvalidOptionException("Use of backing file requires explicit backing format");
+            }
+
+            if (options.Sources.Count > 1)
+            {
+                throw new InvalidOptionException("Having a backing file for the target makes no sense when concatenating multiple input images");
+            }
+
+            if (options.NoCreate)
+            {
+                throw new InvalidOptionException("-B cannot be used with -n: the target is not created");
+            }
+        }
+        else if (options.BackingFormat is not null)
+        {
+            throw new InvalidOptionException("-F needs -B: it names the format of the target's backing file");
         }
     }
 }

@@ -11,6 +11,10 @@ namespace ImgTool.Operations.Convert;
 /// <param name="TargetFormat">-O: the target format; null for raw (or the preset's).</param>
 /// <param name="Preset">--preset: a destination platform's format, options and size rounding.</param>
 /// <param name="TargetIsZero">--target-is-zero: with -n, the existing target is known to read as zeros.</param>
+/// <param name="BackingFile">-B: the new target gets this backing file (named relative to the target's folder), and
+/// what the source's own top layer does not hold is left to it; the backing file is meant to hold what the source's
+/// backing chain holds, as qemu-img assumes.</param>
+/// <param name="BackingFormat">-F: the backing file's format, required with -B.</param>
 public sealed record ConvertOptions(
     IReadOnlyList<string> Sources,
     string Target,
@@ -26,7 +30,9 @@ public sealed record ConvertOptions(
     bool ForceShare = false,
     CacheMode TargetCache = CacheMode.Unsafe,
     CacheMode SourceCache = CacheMode.Writeback,
-    string? Preset = null);
+    string? Preset = null,
+    string? BackingFile = null,
+    string? BackingFormat = null);
 
 /// <summary>What convert did.</summary>
 /// <param name="DataBytesRead">Bytes read from the sources (zero and unallocated ranges are never read).</param>

@@ -53,6 +53,10 @@ internal sealed class ConvertPipeline
             : Math.Max(compressed.CompressionUnitBytes, ChunkBytes / compressed.CompressionUnitBytes * compressed.CompressionUnitBytes);
     }
 
+    /// <summary>-B: ranges the source's top layer leaves unallocated are not written, so the target's backing
+    /// file shows through there (qemu-img's BLK_BACKING_FILE); zeros are written as zeros.</summary>
+    public bool LeavesUnallocatedToBacking { get; init; }
+
     public long TotalBytes => _source.SizeBytes;
 
     public long DataBytesRead => _dataBytesRead;
@@ -114,7 +118,8 @@ internal sealed class ConvertPipeline
                     long zeroEnd = extentEnd == size ? size : extentEnd / unit * unit;
                     if (zeroEnd > offset)
                     {
-                        await writer.WriteAsync(new Job(sequence++, offset, zeroEnd - offset, IsData: false), failed.Token).ConfigureAwait(false);
+                        JobKind kind = LeavesUnallocatedToBacking && status.Kind == BlockStatusKind.Unallocated ? JobKind.Backing : JobKind.Zero;
+                        await writer.WriteAsync(new Job(sequence++, offset, zeroEnd - offset, kind), failed.Token).ConfigureAwait(false);
                         offset = zeroEnd;
                         continue;
                     }
@@ -124,7 +129,7 @@ internal sealed class ConvertPipeline
 
                 long chunkEnd = ((offset / _chunkBytes) + 1) * _chunkBytes;
                 long pieceEnd = Math.Min(size, AlignUp(Math.Min(extentEnd, chunkEnd), unit));
-                await writer.WriteAsync(new Job(sequence++, offset, pieceEnd - offset, IsData: true), failed.Token).ConfigureAwait(false);
+                await writer.WriteAsync(new Job(sequence++, offset, pieceEnd - offset, JobKind.Data), failed.Token).ConfigureAwait(false);
                 offset = pieceEnd;
             }
 
@@ -148,7 +153,7 @@ internal sealed class ConvertPipeline
         {
             await foreach (Job job in reader.ReadAllAsync(token).ConfigureAwait(false))
             {
-                if (job.IsData)
+                if (job.Kind == JobKind.Data)
                 {
                     Memory<byte> data = buffer.AsMemory(0, (int)job.LengthBytes);
                     await _source.ReadAsync(job.OffsetBytes, data, token).ConfigureAwait(false);
@@ -165,10 +170,14 @@ internal sealed class ConvertPipeline
                         await WriteDataAsync(job.OffsetBytes, data, token).ConfigureAwait(false);
                     }
                 }
-                else
+                else if (job.Kind == JobKind.Zero)
                 {
                     await WaitTurnAsync(job, token).ConfigureAwait(false);
                     await WriteZeroRangeAsync(job.OffsetBytes, job.LengthBytes, token).ConfigureAwait(false);
+                }
+                else
+                {
+                    await WaitTurnAsync(job, token).ConfigureAwait(false); // left to the backing file: nothing to write
                 }
 
                 if (!_outOfOrder)
@@ -290,7 +299,14 @@ internal sealed class ConvertPipeline
 
     private static long AlignUp(long value, long alignment) => (value + alignment - 1) / alignment * alignment;
 
-    private readonly record struct Job(long Sequence, long OffsetBytes, long LengthBytes, bool IsData);
+    private enum JobKind
+    {
+        Data,
+        Zero,
+        Backing,
+    }
+
+    private readonly record struct Job(long Sequence, long OffsetBytes, long LengthBytes, JobKind Kind);
 
     /// <summary>One unit of a compressed chunk: where its bytes are (in the packed output, or the read buffer when stored as is).</summary>
     private readonly record struct PackedUnit(long OffsetBytes, int LengthBytes, int DataStart, int DataLength, bool IsZero, bool IsCompressed);

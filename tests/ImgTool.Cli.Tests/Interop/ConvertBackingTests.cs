@@ -1,0 +1,86 @@
+using ImgTool.TestSupport;
+using static ImgTool.Cli.Tests.Tools;
+
+namespace ImgTool.Cli.Tests.Interop;
+
+/// <summary>`convert -B backing -F fmt`: the target gets a backing file and holds only what the source's own top
+/// layer holds, laid out as qemu-img lays it out.</summary>
+public sealed class ConvertBackingTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [Theory]
+    [InlineData("qcow2", "cluster_size=65536", false)]
+    [InlineData("qcow2", "cluster_size=65536", true)]
+    [InlineData("qcow2", "cluster_size=4096,compat=0.10", false)]
+    [InlineData("qcow2", "extended_l2=on", false)]
+    public async Task The_target_holds_what_the_top_layer_holds_like_qemu_img(string format, string options, bool compress)
+    {
+        string source = await QemuMadeOverlayAsync();
+        string[] compressArg = compress ? ["-c"] : [];
+        string ours = _dir.File($"ours.{format}");
+        string theirs = _dir.File($"theirs.{format}");
+        string backingFormat = "qcow2";
+        RunResult converted = await Imgtool(["convert", .. compressArg, "-O", format, "-o", options, "-B", "base.qcow2", "-F", backingFormat, source, ours]);
+        Assert.True(converted.ExitCode == 0, converted.ToString());
+        RunResult reference = await QemuIn(_dir.Path, "qemu-img", ["convert", .. compressArg, "-O", format, "-o", options, "-B", "base.qcow2", "-F", backingFormat, source, theirs]);
+        Assert.True(reference.ExitCode == 0, reference.ToString());
+
+        // Same content as the source, through the backing file; same layout as qemu-img's (depth and allocation).
+        Assert.Equal(0, (await QemuImg("compare", source, ours)).ExitCode);
+        Assert.Equal(
+            (await QemuImg("map", "--output=json", theirs)).Out.Replace("theirs", "ours", StringComparison.Ordinal),
+            (await QemuImg("map", "--output=json", ours)).Out);
+        if (format == "qcow2")
+        {
+            RunResult check = await QemuImg("check", ours);
+            Assert.True(check.ExitCode == 0, check.ToString());
+        }
+
+        string info = (await QemuImg("info", ours)).Out;
+        Assert.Contains("backing file: base.qcow2", info, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("-O qcow2 -B base.qcow2 top.qcow2 new.qcow2")]
+    [InlineData("-O raw -B base.qcow2 -F qcow2 top.qcow2 new.raw")]
+    [InlineData("-O qcow2 -B base.qcow2 -F qcow2 top.qcow2 base.qcow2 new.qcow2")]
+    public async Task Misuse_is_refused_like_qemu_img_and_leaves_no_target(string arguments)
+    {
+        await QemuMadeOverlayAsync();
+        string[] args = ["convert", .. arguments.Split(' ')];
+        RunResult theirs = await QemuIn(_dir.Path, "qemu-img", args);
+        string[] ourArgs = [.. args.Select(a => a.EndsWith(".qcow2", StringComparison.Ordinal) || a.EndsWith(".raw", StringComparison.Ordinal) ? _dir.File(a) : a)];
+        RunResult ours = await Imgtool(ourArgs);
+        Assert.Equal(1, theirs.ExitCode);
+        Assert.Equal(1, ours.ExitCode);
+        Assert.Equal(theirs.Err.Replace("qemu-img:", "imgtool:", StringComparison.Ordinal), ours.Err);
+        Assert.Empty(Directory.GetFiles(_dir.Path, "new.*"));
+    }
+
+    [Fact]
+    public async Task An_option_convert_does_not_have_is_not_taken_for_a_file_name()
+    {
+        string source = await QemuMadeOverlayAsync();
+        RunResult ours = await Imgtool("convert", "-O", "raw", "--salvage", source, _dir.File("new.raw"));
+        Assert.Equal(1, ours.ExitCode);
+        Assert.Equal("imgtool: unrecognized option '--salvage'\n", ours.Err);
+        Assert.False(File.Exists(_dir.File("new.raw")));
+    }
+
+    /// <summary>base.qcow2 (4 MiB of pattern 1 in 8 MiB) under top.qcow2, whose top layer holds data, a partial
+    /// cluster, write-zeroes and data that is all zeros.</summary>
+    private async Task<string> QemuMadeOverlayAsync()
+    {
+        string baseImage = _dir.File("base.qcow2");
+        string top = _dir.File("top.qcow2");
+        Assert.Equal(0, (await QemuImg("create", "-q", "-f", "qcow2", baseImage, "8M")).ExitCode);
+        Assert.Equal(0, (await Qemu("qemu-io", "-c", "write -P 1 0 4M", baseImage)).ExitCode);
+        Assert.Equal(0, (await QemuIn(_dir.Path, "qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", top)).ExitCode);
+        RunResult written = await Qemu("qemu-io", "-c", "write -P 2 1M 64k", "-c", "write -P 3 1600k 4k", "-c", "write -z 2M 64k", "-c", "write -P 0 3M 64k", "-c", "write -P 4 6M 128k", top);
+        Assert.True(written.ExitCode == 0, written.ToString());
+        return top;
+    }
+}
