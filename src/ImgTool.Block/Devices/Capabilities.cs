@@ -64,6 +64,13 @@ public interface ISnapshots
     ValueTask ApplySnapshotAsync(string idOrName, CancellationToken cancellationToken = default);
 
     ValueTask DeleteSnapshotAsync(string idOrName, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Makes an image opened read-only read as the snapshot does, without writing anything (QEMU's
+    /// bdrv_snapshot_load_tmp, for convert -l). <paramref name="idOrName"/> is matched against IDs first, then
+    /// names; or <paramref name="id"/> and/or <paramref name="name"/> must both match.
+    /// </summary>
+    ValueTask LoadSnapshotReadOnlyAsync(string? idOrName, string? id, string? name, CancellationToken cancellationToken = default);
 }
 
 /// <summary>An image of a format that can encrypt guest data (qcow2 with LUKS, a luks container). Opened without

@@ -8,7 +8,7 @@ using ImgTool.Operations.Presets;
 
 namespace ImgTool.Cli.Commands;
 
-/// <summary>convert [-f fmt] [-O output_fmt] [-B backing_file -F backing_fmt] [-o options] [-S sparse_size] [-n] [-p] [-m num] [-W] [-c] filename [filename2 [...]] output_filename</summary>
+/// <summary>convert [-f fmt] [-O output_fmt] [-B backing_file -F backing_fmt] [-l snapshot_param] [-o options] [-S sparse_size] [-n] [-p] [-m num] [-W] [-c] filename [filename2 [...]] output_filename</summary>
 internal static class ConvertCommand
 {
     public static Command Build(CliContext context)
@@ -31,12 +31,13 @@ internal static class ConvertCommand
         var targetIsZero = new Option<bool>("--target-is-zero") { Description = "With -n: the target already reads as zeros" };
         var backingFile = new Option<string?>("-B") { Description = "Give the target this backing file and leave to it what the source's top layer does not hold", HelpName = "backing_file" };
         var backingFormat = new Option<string?>("-F") { Description = "The backing file's format (required with -B)", HelpName = "backing_fmt" };
+        var snapshot = new Option<string?>("-l") { Description = "Convert an internal snapshot of the source: its ID or name, or snapshot.id=ID,snapshot.name=NAME", HelpName = "snapshot_param" };
         var output = CommonOptions.Output();
         var files = new Argument<string[]>("filename") { Arity = ArgumentArity.ZeroOrMore, Description = "Source image(s), then the target" };
         var command = new Command("convert", "Convert (and concatenate) images into a new image")
         {
             format, outputFormat, preset, options, sparse, noCreate, progress, progressStyle, parallel, outOfOrder, compress,
-            forceShare, cache, sourceCache, targetIsZero, backingFile, backingFormat, output, files,
+            forceShare, cache, sourceCache, targetIsZero, backingFile, backingFormat, snapshot, output, files,
         };
         command.SetAction(context, async (parse, cancellationToken) =>
         {
@@ -79,7 +80,8 @@ internal static class ConvertCommand
                 CommonOptions.ParseCache(parse.GetValue(sourceCache), CacheMode.Writeback),
                 presetName,
                 parse.GetValue(backingFile),
-                parse.GetValue(backingFormat));
+                parse.GetValue(backingFormat),
+                parse.GetValue(snapshot));
 
             ProgressPrinter? printer = ProgressPrinter.Create(context, parse.GetValue(progress), parse.GetValue(progressStyle));
             ConvertResult result = await new ConvertOperation(context.Opener).RunAsync(convertOptions, printer, cancellationToken).ConfigureAwait(false);

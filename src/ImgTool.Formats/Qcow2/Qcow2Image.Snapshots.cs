@@ -164,6 +164,33 @@ internal sealed partial class Qcow2Image : ISnapshots
         }
     }
 
+    public async ValueTask LoadSnapshotReadOnlyAsync(string? idOrName, string? id, string? name, CancellationToken cancellationToken = default)
+    {
+        if (!IsReadOnly)
+        {
+            throw new UnsupportedFeatureException("a snapshot can only be loaded into an image opened read-only", HostFile.Path);
+        }
+
+        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            (IReadOnlyList<Qcow2Snapshot> snapshots, _) = await Qcow2Snapshots.ReadAsync(HostFile, Header, cancellationToken).ConfigureAwait(false);
+            Qcow2Snapshot snapshot = (idOrName is null
+                    ? snapshots.FirstOrDefault(s => (id is null || s.Id == id) && (name is null || s.Name == name))
+                    : snapshots.FirstOrDefault(s => s.Id == idOrName) ?? snapshots.FirstOrDefault(s => s.Name == idOrName))
+                ?? throw new ImgToolException("Failed to load snapshot: Can't find snapshot");
+
+            // Only memory changes: the L1 table reads start from. The disk keeps its current size, as with QEMU
+            // (what the snapshot's table does not reach reads as zeros, or from the backing file).
+            L1 = await ReadL1Async(HostFile, snapshot.L1TableOffset, snapshot.L1Size, cancellationToken).ConfigureAwait(false);
+            InvalidateDecompressed();
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
     private Qcow2Snapshot Find(IReadOnlyList<Qcow2Snapshot> snapshots, string idOrName) =>
         snapshots.FirstOrDefault(s => s.Id == idOrName)
         ?? snapshots.FirstOrDefault(s => s.Name == idOrName)

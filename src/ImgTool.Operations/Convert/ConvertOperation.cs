@@ -50,6 +50,11 @@ public sealed class ConvertOperation(ImageOpener opener)
                 sources.Add(await opener.OpenAsync(source, new ImageOpenRequest(options.SourceFormat, ForceShare: options.ForceShare, Cache: options.SourceCache), cancellationToken).ConfigureAwait(false));
             }
 
+            if (options.Snapshot is { } snapshot)
+            {
+                await LoadSnapshotAsync(sources[0], snapshot, cancellationToken).ConfigureAwait(false);
+            }
+
             if (sources.Any(s => IsSameFile(s.HostFile.Path, options.Target)))
             {
                 throw new InvalidOptionException("the target is also a source; convert into a new file", options.Target);
@@ -146,6 +151,35 @@ public sealed class ConvertOperation(ImageOpener opener)
         return pipeline;
     }
 
+    /// <summary>-l: "NAME_OR_ID", or "snapshot.id=ID,snapshot.name=NAME" (either part may be left out), as qemu-img.</summary>
+    private static async ValueTask LoadSnapshotAsync(IImage source, string selector, CancellationToken cancellationToken)
+    {
+        if (source is not ISnapshots snapshots)
+        {
+            throw new UnsupportedFeatureException($"Failed to load snapshot: format '{source.FormatName}' has no internal snapshots", source.HostFile.Path);
+        }
+
+        if (!selector.StartsWith("snapshot.", StringComparison.Ordinal))
+        {
+            await snapshots.LoadSnapshotReadOnlyAsync(selector, null, null, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        string? id = null;
+        string? name = null;
+        foreach (string part in selector.Split(','))
+        {
+            switch (part.Split('=', 2))
+            {
+                case ["snapshot.id", string value]: id = value; break;
+                case ["snapshot.name", string value]: name = value; break;
+                default: throw new InvalidOptionException($"Invalid parameter '{part.Split('=')[0]}' in -l (use snapshot.id=ID,snapshot.name=NAME)");
+            }
+        }
+
+        await snapshots.LoadSnapshotReadOnlyAsync(null, id, name, cancellationToken).ConfigureAwait(false);
+    }
+
     private static bool IsSameFile(string a, string b)
     {
         if (!File.Exists(b))
@@ -179,6 +213,11 @@ public sealed class ConvertOperation(ImageOpener opener)
         if (options.TargetIsZero && !options.NoCreate)
         {
             throw new InvalidOptionException("--target-is-zero requires -n");
+        }
+
+        if (options.Snapshot is not null && options.Sources.Count > 1)
+        {
+            throw new InvalidOptionException("No support for concatenating multiple snapshot");
         }
 
         if (options.BackingFile is not null)

@@ -15,6 +15,8 @@ namespace ImgTool.Operations.Convert;
 /// what the source's own top layer does not hold is left to it; the backing file is meant to hold what the source's
 /// backing chain holds, as qemu-img assumes.</param>
 /// <param name="BackingFormat">-F: the backing file's format, required with -B.</param>
+/// <param name="Snapshot">-l: convert the source as an internal snapshot of it holds it: a snapshot ID or name, or
+/// qemu-img's "snapshot.id=ID,snapshot.name=NAME".</param>
 public sealed record ConvertOptions(
     IReadOnlyList<string> Sources,
     string Target,
@@ -32,7 +34,8 @@ public sealed record ConvertOptions(
     CacheMode SourceCache = CacheMode.Writeback,
     string? Preset = null,
     string? BackingFile = null,
-    string? BackingFormat = null);
+    string? BackingFormat = null,
+    string? Snapshot = null);
 
 /// <summary>What convert did.</summary>
 /// <param name="DataBytesRead">Bytes read from the sources (zero and unallocated ranges are never read).</param>

@@ -4,8 +4,8 @@ using static ImgTool.Cli.Tests.Tools;
 namespace ImgTool.Cli.Tests.Interop;
 
 /// <summary>`convert -B backing -F fmt`: the target gets a backing file and holds only what the source's own top
-/// layer holds, laid out as qemu-img lays it out.</summary>
-public sealed class ConvertBackingTests : IDisposable
+/// layer holds, laid out as qemu-img lays it out. And `convert -l`: from an internal snapshot.</summary>
+public sealed class ConvertBackingAndSnapshotTests : IDisposable
 {
     private readonly TempDir _dir = new();
 
@@ -68,6 +68,40 @@ public sealed class ConvertBackingTests : IDisposable
         Assert.Equal(1, ours.ExitCode);
         Assert.Equal("imgtool: unrecognized option '--salvage'\n", ours.Err);
         Assert.False(File.Exists(_dir.File("new.raw")));
+    }
+
+    [Theory]
+    [InlineData("first")]
+    [InlineData("1")]
+    [InlineData("snapshot.name=first")]
+    [InlineData("snapshot.id=1,snapshot.name=first")]
+    [InlineData("nosuch")]
+    [InlineData("snapshot.id=1,snapshot.name=second")]
+    public async Task Convert_l_reads_the_snapshot_like_qemu_img(string selector)
+    {
+        // A snapshot of 8 MiB, then writes over it and a resize to 12 MiB (the copy keeps the current size).
+        string image = _dir.File("snap.qcow2");
+        Assert.Equal(0, (await QemuImg("create", "-q", "-f", "qcow2", image, "8M")).ExitCode);
+        Assert.Equal(0, (await Qemu("qemu-io", "-c", "write -P 1 0 2M", "-c", "write -c -P 5 4M 64k", image)).ExitCode);
+        Assert.Equal(0, (await QemuImg("snapshot", "-c", "first", image)).ExitCode);
+        Assert.Equal(0, (await Qemu("qemu-io", "-c", "write -P 2 1M 2M", "-c", "write -z 4M 64k", image)).ExitCode);
+        Assert.Equal(0, (await QemuImg("resize", "-q", image, "12M")).ExitCode);
+        Assert.Equal(0, (await Qemu("qemu-io", "-c", "write -P 3 10M 64k", image)).ExitCode);
+
+        string theirs = _dir.File("theirs.raw");
+        string ours = _dir.File("ours.raw");
+        RunResult reference = await QemuImg("convert", "-O", "raw", "-l", selector, image, theirs);
+        RunResult converted = await Imgtool("convert", "-O", "raw", "-l", selector, image, ours);
+        Assert.Equal(reference.ExitCode, converted.ExitCode);
+        if (reference.ExitCode != 0)
+        {
+            Assert.Equal(reference.Err.Replace("qemu-img:", "imgtool:", StringComparison.Ordinal), converted.Err);
+            Assert.False(File.Exists(ours));
+            return;
+        }
+
+        Assert.Equal(await File.ReadAllBytesAsync(theirs), await File.ReadAllBytesAsync(ours));
+        Assert.Equal(0, (await QemuImg("check", image)).ExitCode); // the source is left as it was
     }
 
     /// <summary>base.qcow2 (4 MiB of pattern 1 in 8 MiB) under top.qcow2, whose top layer holds data, a partial
