@@ -177,7 +177,7 @@ internal sealed partial class Qcow2Image : ISnapshots
             (IReadOnlyList<Qcow2Snapshot> snapshots, _) = await Qcow2Snapshots.ReadAsync(HostFile, Header, cancellationToken).ConfigureAwait(false);
             Qcow2Snapshot snapshot = (idOrName is null
                     ? snapshots.FirstOrDefault(s => (id is null || s.Id == id) && (name is null || s.Name == name))
-                    : snapshots.FirstOrDefault(s => s.Id == idOrName) ?? snapshots.FirstOrDefault(s => s.Name == idOrName))
+                    : TryFind(snapshots, idOrName))
                 ?? throw new ImgToolException("Failed to load snapshot: Can't find snapshot");
 
             // Only memory changes: the L1 table reads start from. The disk keeps its current size, as with QEMU
@@ -191,9 +191,12 @@ internal sealed partial class Qcow2Image : ISnapshots
         }
     }
 
+    /// <summary>IDs are matched first, then names, as QEMU does.</summary>
+    private static Qcow2Snapshot? TryFind(IReadOnlyList<Qcow2Snapshot> snapshots, string idOrName) =>
+        snapshots.FirstOrDefault(s => s.Id == idOrName) ?? snapshots.FirstOrDefault(s => s.Name == idOrName);
+
     private Qcow2Snapshot Find(IReadOnlyList<Qcow2Snapshot> snapshots, string idOrName) =>
-        snapshots.FirstOrDefault(s => s.Id == idOrName)
-        ?? snapshots.FirstOrDefault(s => s.Name == idOrName)
+        TryFind(snapshots, idOrName)
         ?? throw new ImgToolException($"snapshot '{idOrName}' not found", HostFile.Path);
 
     private static byte[] SerializeL1(long[] l1)

@@ -104,6 +104,18 @@ public sealed class ConvertBackingAndSnapshotTests : IDisposable
         Assert.Equal(0, (await QemuImg("check", image)).ExitCode); // the source is left as it was
     }
 
+    [Fact]
+    public async Task Convert_l_of_a_format_without_snapshots_fails_and_leaves_no_target()
+    {
+        string raw = _dir.File("plain.raw");
+        Assert.Equal(0, (await QemuImg("create", "-q", "-f", "raw", raw, "1M")).ExitCode);
+        RunResult ours = await Imgtool("convert", "-f", "raw", "-O", "qcow2", "-l", "s1", raw, _dir.File("new.qcow2"));
+        Assert.Equal(1, ours.ExitCode);
+        Assert.Contains("Failed to load snapshot", ours.Err, StringComparison.Ordinal);
+        Assert.False(File.Exists(_dir.File("new.qcow2")));
+        Assert.Equal(1, (await QemuImg("convert", "-f", "raw", "-O", "qcow2", "-l", "s1", raw, _dir.File("theirs.qcow2"))).ExitCode);
+    }
+
     /// <summary>base.qcow2 (4 MiB of pattern 1 in 8 MiB) under top.qcow2, whose top layer holds data, a partial
     /// cluster, write-zeroes and data that is all zeros.</summary>
     private async Task<string> QemuMadeOverlayAsync()
