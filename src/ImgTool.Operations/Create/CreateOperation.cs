@@ -90,6 +90,16 @@ public sealed class CreateOperation(ImageOpener opener)
             }
         }
 
+        // Formats QEMU gives no backing file option but we can chain (differencing VHD, VHDX) still say so.
+        if (backingFile is not null && !listed.Any(kv => kv.Key == "backing_file"))
+        {
+            listed.Add(new("backing_file", backingFile));
+            if (backingFormat is not null)
+            {
+                listed.Add(new("backing_fmt", backingFormat));
+            }
+        }
+
         return listed;
     }
 }
