@@ -60,6 +60,26 @@ public sealed class ConvertBackingAndSnapshotTests : IDisposable
         Assert.Empty(Directory.GetFiles(_dir.Path, "new.*"));
     }
 
+    [Theory]
+    [InlineData("-F qcow2", "-F needs -B")]
+    [InlineData("-n -B base.qcow2 -F qcow2", "-B cannot be used with -n")]
+    [InlineData("-l snapshot.tag=x", "Invalid parameter 'snapshot.tag' in -l")]
+    public async Task Other_misuse_gets_one_clear_line(string arguments, string message)
+    {
+        string source = await QemuMadeOverlayAsync();
+        string target = _dir.File("new.qcow2");
+        if (arguments.StartsWith("-n", StringComparison.Ordinal))
+        {
+            Assert.Equal(0, (await QemuImg("create", "-q", "-f", "qcow2", target, "8M")).ExitCode);
+        }
+
+        RunResult ours = await Imgtool(["convert", "-O", "qcow2", .. arguments.Replace("base.qcow2", _dir.File("base.qcow2"), StringComparison.Ordinal).Split(' '), source, target]);
+        Assert.Equal(1, ours.ExitCode);
+        Assert.Contains(message, ours.Err, StringComparison.Ordinal);
+        Assert.Single(ours.Err.Trim().Split('\n'));
+        Assert.Equal(arguments.StartsWith("-n", StringComparison.Ordinal), File.Exists(target));
+    }
+
     [Fact]
     public async Task An_option_convert_does_not_have_is_not_taken_for_a_file_name()
     {

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using ImgTool.TestSupport;
 using static ImgTool.Cli.Tests.Tools;
 
@@ -52,9 +53,18 @@ public sealed class HostHoleMapTests : IDisposable
         string ours = _dir.File("ours.raw");
         string theirs = _dir.File("theirs.raw");
         string[] format = forcedFormat is null ? [] : ["-f", forcedFormat];
-        Assert.Equal(0, (await Imgtool(["convert", .. format, "-O", "raw", image, ours])).ExitCode);
+        RunResult converted = await Imgtool(["convert", .. format, "--output=json", "-O", "raw", image, ours]);
+        Assert.True(converted.ExitCode == 0, converted.ToString());
         Assert.Equal(0, (await QemuIn(_dir.Path, "qemu-img", ["convert", .. format, "-O", "raw", image, theirs])).ExitCode);
         Assert.Equal(await File.ReadAllBytesAsync(theirs), await File.ReadAllBytesAsync(ours));
+
+        // Only what qemu-img maps as data that is not zero is read: data in holes of the file is skipped unread.
+        using JsonDocument map = JsonDocument.Parse((await QemuIn(_dir.Path, "qemu-img", ["map", .. format, "--output=json", image])).Out);
+        long stored = map.RootElement.EnumerateArray()
+            .Where(e => e.GetProperty("data").GetBoolean() && !e.GetProperty("zero").GetBoolean())
+            .Sum(e => e.GetProperty("length").GetInt64());
+        using JsonDocument report = JsonDocument.Parse(converted.Out);
+        Assert.Equal(stored, report.RootElement.GetProperty("bytes-read").GetInt64());
 
         // The image holds 68 KiB of data; everything else is a hole in its file and must stay one.
         Assert.True(Allocated(ours) <= Allocated(theirs), $"ours allocates {Allocated(ours)} bytes, qemu-img's copy {Allocated(theirs)}");
