@@ -64,10 +64,8 @@ internal sealed class PcMachine
         }
 
         Memory = new PhysicalMemory(options.RamSizeBytes);
-        var code = new DecodeCache(Memory);
-        Code = code;
         _io = new IoBus();
-        _cpu = new X86Cpu(Memory, code, _io);
+        _cpu = new X86Cpu(Memory, _io);
         _io.InstructionClock = () => _cpu.Instructions;
         if (options.Trace is { } trace)
         {
@@ -113,7 +111,7 @@ internal sealed class PcMachine
         _io.Map(0x510, 2, fwCfg);
 
         Pci = new PciHost();
-        Pci.Add(0, 0, new I440fxHostBridge(Memory, code.InvalidateAll));
+        Pci.Add(0, 0, new I440fxHostBridge(Memory, () => { }));
         var isa = new PciFunction(0x8086, 0x7000, 0x060100, 0x00, 0x1AF4, 0x1100);
         isa.Config[PciFunction.HeaderType] = 0x80; // multi-function (IDE and USB would follow)
         for (int pirq = 0; pirq < 4; pirq++)
@@ -154,7 +152,7 @@ internal sealed class PcMachine
 
     public VirtioBlkPci? Disk { get; }
 
-    public DecodeCache Code { get; }
+    public X86Cpu Cpu => _cpu;
 
     public PciHost Pci { get; }
 

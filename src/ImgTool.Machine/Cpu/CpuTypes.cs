@@ -30,7 +30,7 @@ internal enum CpuExit
     /// <summary>A fault while delivering a double fault: a real PC resets here.</summary>
     TripleFault,
 
-    /// <summary>An instruction or CPU feature this interpreter does not implement (named in Diagnosis).</summary>
+    /// <summary>An instruction or CPU feature this CPU does not implement (named in Diagnosis).</summary>
     Unimplemented,
 
     /// <summary>A device asked the CPU to stop (reset request, guest-visible end of test).</summary>
@@ -52,8 +52,14 @@ internal struct SegmentRegister
 
     public readonly bool Big => (Attributes & AttrBig) != 0;
 
-    public const ushort AttrBig = 0x4000;
-    public const ushort AttrPresent = 0x80;
+    public readonly int Dpl => (Attributes >> Descriptor.DplShift) & 3;
+
+    /// <summary>A data segment whose valid offsets lie above the limit (SDM vol. 3, 3.4.5.1).</summary>
+    public readonly bool ExpandDown => (Attributes & (Descriptor.CodeOrData | Descriptor.Code | Descriptor.ExpandDownOrConforming)) ==
+        (Descriptor.CodeOrData | Descriptor.ExpandDownOrConforming);
+
+    public const ushort AttrBig = Descriptor.Big;
+    public const ushort AttrPresent = Descriptor.Present;
 
     /// <summary>Code or data, present, writable/readable, accessed: what a real-mode load yields.</summary>
     public const ushort RealModeAttributes = 0x93;

@@ -15,7 +15,7 @@ internal interface IMemoryRegion
 /// the legacy window 0xA0000-0xFFFFF. Every write to RAM that holds decoded code invalidates that
 /// page's decoded instructions (CPU stores, DMA and virtio all come through here).
 /// </summary>
-internal sealed class PhysicalMemory
+internal sealed unsafe class PhysicalMemory
 {
     public const int PageShift = 12;
     public const uint PageSizeBytes = 1u << PageShift;
@@ -25,6 +25,8 @@ internal sealed class PhysicalMemory
     public const uint LegacyWindowEnd = 0x100000;
 
     private readonly byte[] _ram;
+    private readonly byte* _ramPointer;
+    private uint _a20Mask = 0xFFFFFFFF;
     private readonly uint _ramSizeBytes;
     private readonly List<(uint Start, uint Length, IMemoryRegion Region)> _regions = [];
 
@@ -40,14 +42,49 @@ internal sealed class PhysicalMemory
     public PhysicalMemory(uint ramSizeBytes)
     {
         _ramSizeBytes = ramSizeBytes;
-        _ram = new byte[ramSizeBytes];
+        // Pinned: the CPU's TLB hands out host pointers into it.
+        _ram = GC.AllocateArray<byte>((int)ramSizeBytes, pinned: true);
+        _ramPointer = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_ram));
         _codePage = new bool[(ramSizeBytes + PageSizeBytes - 1) >> PageShift];
     }
 
     public uint RamSizeBytes => _ramSizeBytes;
 
     /// <summary>0xFFFFFFFF with A20 enabled, 0xFFEFFFFF with it masked (the 8086 wrap at 1 MiB).</summary>
-    public uint A20Mask { get; set; } = 0xFFFFFFFF;
+    public uint A20Mask
+    {
+        get => _a20Mask;
+        set
+        {
+            if (value != _a20Mask)
+            {
+                _a20Mask = value;
+                LayoutChanged?.Invoke();
+            }
+        }
+    }
+
+    /// <summary>Called when what an address means changes (A20, PAM routing): the CPU drops its TLB and decoded code.</summary>
+    public Action? LayoutChanged { get; set; }
+
+    /// <summary>
+    /// The host address of a physical page when it is plain RAM in that direction (not routed to a region), else
+    /// null: the TLB enters only such pages.
+    /// </summary>
+    public byte* RamPagePointer(uint pageAddress, bool forWrite)
+    {
+        if (pageAddress >= _ramSizeBytes || _ramSizeBytes - pageAddress < PageSizeBytes)
+        {
+            return null;
+        }
+
+        if (forWrite ? IsRoutedLegacyWrite(pageAddress) : IsRoutedLegacy(pageAddress))
+        {
+            return null;
+        }
+
+        return _ramPointer + pageAddress;
+    }
 
     /// <summary>Called with the physical address and length of a write that lands on a page holding decoded code.</summary>
     public Action<uint, int>? CodeWritten { get; set; }
@@ -62,6 +99,7 @@ internal sealed class PhysicalMemory
         _legacyToRegion[(address - LegacyWindowStart) >> 14] = readToRegion;
         _legacyWriteToRegion[(address - LegacyWindowStart) >> 14] = writeToRegion;
         _anyLegacyRouted = Array.IndexOf(_legacyToRegion, true) >= 0 || Array.IndexOf(_legacyWriteToRegion, true) >= 0;
+        LayoutChanged?.Invoke();
     }
 
     private bool IsRoutedLegacyWrite(uint address) =>

@@ -238,7 +238,7 @@ internal sealed class ExecutionTrace
     /// <summary>Decodes a record's bytes as the machine did (same Iced options); a few microseconds a line, only when writing.</summary>
     private static Instruction Decode(ReadOnlySpan<byte> bytes, bool code32, uint ip)
     {
-        var decoder = Decoder.Create(code32 ? 32 : 16, new ByteArrayCodeReader(bytes.ToArray()), ip, DecodeCache.Options);
+        var decoder = Decoder.Create(code32 ? 32 : 16, new ByteArrayCodeReader(bytes.ToArray()), ip, ImgTool.Machine.Cpu.Decode.BlockCache.Options);
         decoder.Decode(out Instruction instruction);
         return instruction;
     }

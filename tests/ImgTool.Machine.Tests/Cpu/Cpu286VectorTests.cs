@@ -224,7 +224,7 @@ public sealed class Cpu286VectorTests(ITestOutputHelper output)
 
         public VectorMachine()
         {
-            _cpu = new X86Cpu(_memory, new DecodeCache(_memory), new OpenBus());
+            _cpu = new X86Cpu(_memory, new OpenBus());
         }
 
         public string? Run(JsonElement vector, int flagsMask)

@@ -13,7 +13,7 @@ public sealed class SeaBiosBootTests(ITestOutputHelper output)
         Assert.True(File.Exists(SeaBiosPath), $"{SeaBiosPath} is missing: install Debian's 'seabios' package");
         var machine = new PcMachine(new MachineOptions(File.ReadAllBytes(SeaBiosPath), 64u << 20));
         var result = machine.Run(text => text.Contains("No bootable device", StringComparison.Ordinal), 200_000_000, TimeSpan.FromSeconds(60));
-        output.WriteLine($"{result}, {result.Instructions / 1e6 / result.WallSeconds:F1} MIPS, {machine.Code.Decodes} decodes");
+        output.WriteLine($"{result}, {result.Instructions / 1e6 / result.WallSeconds:F1} MIPS, {machine.Cpu.Code.BlocksDecoded} decodes");
         output.WriteLine("COM1: " + machine.Serial);
         string log = machine.DebugLog;
         output.WriteLine("debug port: " + log[Math.Max(0, log.Length - 3000)..]);
