@@ -147,8 +147,8 @@ internal sealed partial class X86Cpu
     /// <summary>Names where the CPU was, the instruction there, and the chain of deliveries that failed.</summary>
     private string TripleFaultDiagnosis(int faultDuringDoubleFault)
     {
-        string mode = !ProtectedMode ? "real" : PagingEnabled ? "protected, paging" : "protected";
-        string at = $"triple fault at {S[CS].Selector:X4}:{StartEip:X8} ({DescribeInstructionAt(StartEip)}, {mode} mode, CPL {Cpl})";
+        string mode = !ProtectedMode ? "real mode" : $"protected mode{(PagingEnabled ? " with paging" : "")}, CPL {Cpl}";
+        string at = $"triple fault at {S[CS].Selector:X4}:{StartEip:X8} ({DescribeInstructionAt(StartEip)}, {mode})";
         string chain = _firstUndeliverable >= 0
             ? $"{ExceptionNames.Describe(_firstUndeliverable)} could not be delivered ({ExceptionNames.Describe(_faultDuringFirst)} while delivering it), " +
               $"nor the double fault ({ExceptionNames.Describe(faultDuringDoubleFault)} while delivering it)"
