@@ -1,0 +1,111 @@
+using System.Diagnostics;
+using System.Text;
+using Iced.Intel;
+using Xunit.Abstractions;
+
+namespace ImgTool.Machine.Tests.Cpu.HostDifferential;
+
+/// <summary>
+/// The differential test against the host CPU (issue 10): tools/cpu-harness/alu runs the integer
+/// instructions natively on random operands and flags (a fixed seed), and every vector is run on
+/// the emulator's CPU in 32-bit flat protected mode. Pass counts per instruction group are written
+/// to the test output and to hostdiff-report.txt beside the test binaries.
+/// </summary>
+public sealed class HostDifferentialTests(ITestOutputHelper output)
+{
+    private const int MinimumVectors = 200_000;
+    private const int FailuresShownPerGroup = 3;
+
+    [Fact]
+    public void Emulator_matches_the_host_cpu_on_the_integer_instructions()
+    {
+        var clock = Stopwatch.StartNew();
+        var (layout, vectors) = HostHarness.BuildAndRun();
+        TimeSpan harnessTime = clock.Elapsed;
+        Assert.True(vectors.Count >= MinimumVectors, $"the harness printed {vectors.Count} vectors, fewer than {MinimumVectors}");
+
+        var cpu = new FlatProtectedModeCpu(layout);
+        var groups = new SortedDictionary<string, GroupResult>(StringComparer.Ordinal);
+        foreach (var vector in vectors)
+        {
+            if (!groups.TryGetValue(vector.Group, out var group))
+            {
+                groups[vector.Group] = group = new GroupResult();
+            }
+
+            Instruction instruction = VectorCheck.Decode(vector.Bytes);
+            EmulatorOutcome outcome = cpu.Run(vector);
+            string? failure = VectorCheck.Compare(vector, instruction.Mnemonic, outcome, layout);
+            uint undefinedDiffering = VectorCheck.UndefinedFlagsDiffering(vector, instruction.Mnemonic, outcome);
+            if (undefinedDiffering != 0)
+            {
+                group.UndefinedFlagsDiffering |= undefinedDiffering;
+                group.UndefinedFlagVectors++;
+            }
+
+            group.Total++;
+            if (failure is null)
+            {
+                group.Passed++;
+            }
+            else if (group.Failures.Count < FailuresShownPerGroup)
+            {
+                group.Failures.Add(Describe(vector, instruction, failure));
+            }
+        }
+
+        string report = Report(groups, vectors.Count, harnessTime, clock.Elapsed);
+        output.WriteLine(report);
+        File.WriteAllText(Path.Combine(AppContext.BaseDirectory, "hostdiff-report.txt"), report);
+
+        var unexpected = groups.Where(g => g.Value.Passed != g.Value.Total && !KnownFailures.ByGroup.ContainsKey(g.Key))
+            .Select(g => $"{g.Key}: {g.Value.Passed}/{g.Value.Total}\n  " + string.Join("\n  ", g.Value.Failures)).ToList();
+        var fixedNow = KnownFailures.ByGroup.Keys.Where(k => groups.TryGetValue(k, out var g) && g.Passed == g.Total).ToList();
+        var unknown = KnownFailures.ByGroup.Keys.Where(k => !groups.ContainsKey(k)).ToList();
+        Assert.True(unexpected.Count == 0, $"{unexpected.Count} instruction groups differ from the host:\n" + string.Join("\n", unexpected));
+        Assert.True(fixedNow.Count == 0, "these groups on the known-failures list now pass; remove them from KnownFailures: " + string.Join(", ", fixedNow));
+        Assert.True(unknown.Count == 0, "the known-failures list names groups the harness does not generate: " + string.Join(", ", unknown));
+    }
+
+    private static string Describe(HostVector vector, Instruction instruction, string failure)
+    {
+        string count = vector.Count is { } c ? $" count {c}" : "";
+        string memory = vector.InputMemory is { } window ? $" memory {Convert.ToHexString(window)}" : "";
+        string expected = vector.DivideError ? "divide error with " + vector.Output : vector.Output.ToString();
+        return $"'{instruction}' ({Convert.ToHexString(vector.Bytes)}){count}: in {vector.Input}{memory}; host {expected}; {failure}";
+    }
+
+    private static string Report(SortedDictionary<string, GroupResult> groups, int vectorCount, TimeSpan harnessTime, TimeSpan totalTime)
+    {
+        var report = new StringBuilder();
+        report.AppendLine("Host-CPU differential test: tools/cpu-harness/alu on this host vs the emulator (seed " + HostHarness.Seed + ")");
+        report.AppendLine("group                 passed/total");
+        foreach (var (key, result) in groups)
+        {
+            string note = KnownFailures.ByGroup.TryGetValue(key, out var reason) ? $"  known failure: {reason}" : "";
+            if (result.UndefinedFlagVectors > 0)
+            {
+                note += $"  (undefined flags {VectorText.Flags(result.UndefinedFlagsDiffering)} differ from the host in {result.UndefinedFlagVectors} vectors: not compared)";
+            }
+
+            report.AppendLine($"{key,-20}  {result.Passed,6}/{result.Total,-6}{note}");
+            foreach (string failure in result.Failures)
+            {
+                report.AppendLine("    " + failure);
+            }
+        }
+
+        int passed = groups.Values.Sum(g => g.Passed);
+        report.AppendLine($"all                   {passed,6}/{vectorCount,-6}  ({groups.Count} groups; harness {harnessTime.TotalSeconds:F1} s, total {totalTime.TotalSeconds:F1} s)");
+        return report.ToString();
+    }
+
+    private sealed class GroupResult
+    {
+        public int Total;
+        public int Passed;
+        public int UndefinedFlagVectors;
+        public uint UndefinedFlagsDiffering;
+        public readonly List<string> Failures = [];
+    }
+}
