@@ -4,7 +4,8 @@
  * BT* with a register bit offset that addresses bytes outside the operand (SDM vol. 2, BT: the
  * offset is signed and selects a bit anywhere relative to the operand's address), BSF/BSR,
  * SETcc, MOVZX/MOVSX and CMOVcc. The operand is [disp32] = MEM_OPERAND_ADDRESS, in the middle of
- * the compared window.
+ * the compared window, addressed as [disp32], [base + disp32] or [base + index * scale + disp];
+ * the read-modify-write forms carry a LOCK prefix a third of the time.
  */
 #include "harness.h"
 
@@ -27,6 +28,9 @@
 #define OP_CMOVCC 0x40u
 #define OP_MOVZX_B 0xB6u
 #define OP_MOVSX_B 0xBEu
+#define ALU_CMP 7
+#define GROUP3_NOT 2
+#define GROUP3_NEG 3
 #define BIT_OFFSET_RANGE 256u /* bit offsets -256..255 reach the whole window */
 
 static const char *const alu_names[8] = { "ADD", "OR", "ADC", "SBB", "AND", "SUB", "XOR", "CMP" };
@@ -61,12 +65,14 @@ static void alu_mem(int op, int size_bits)
     vector v;
     start(&v, group_name("%s%d mem", alu_names[op], size_bits), size_bits);
     uint32_t form = rng_below(size_bits == 8 ? 3 : 4);
+    /* form 1 (reg, mem) writes a register, and CMP writes nothing: LOCK would be #UD there */
+    if (form != 1 && op != ALU_CMP) maybe_lock(&v);
     if (form < 2) {
         put8(&v, ((uint32_t)op << 3) | (form << 1) | w_bit(size_bits));
-        put_modrm_mem(&v, pick_reg(size_bits));
+        put_modrm_mem_any(&v, pick_reg(size_bits), 0);
     } else {
         put8(&v, form == 2 ? OP_GROUP1_IMM | w_bit(size_bits) : OP_GROUP1_IMM8_SX);
-        put_modrm_mem(&v, op);
+        put_modrm_mem_any(&v, op, 0);
         int imm_bits = form == 2 ? size_bits : 8;
         put_imm(&v, imm_bits, rng_operand(imm_bits));
     }
@@ -77,8 +83,9 @@ static void unary_mem(const char *name, int size_bits, uint32_t opcode, int reg_
 {
     vector v;
     start(&v, group_name("%s%d mem", name, size_bits), size_bits);
+    if (opcode == OP_GROUP4) maybe_lock(&v); /* INC, DEC */
     put8(&v, opcode | w_bit(size_bits));
-    put_modrm_mem(&v, reg_field < 0 ? pick_reg(size_bits) : reg_field);
+    put_modrm_mem_any(&v, reg_field < 0 ? pick_reg(size_bits) : reg_field, 0);
     if (imm) put_imm(&v, size_bits, rng_operand(size_bits));
     run_and_emit(&v);
 }
@@ -90,7 +97,7 @@ static void shift_mem(int op, int size_bits)
     uint32_t form = rng_below(3);
     static const uint32_t opcodes[3] = { OP_GROUP2_ONE, OP_GROUP2_CL, OP_GROUP2_IMM };
     put8(&v, opcodes[form] | w_bit(size_bits));
-    put_modrm_mem(&v, op);
+    put_modrm_mem_any(&v, op, 1u << ECX);
     uint32_t count = form == 0 ? 1u : pick_count(size_bits);
     v.count = (int)count;
     if (form == 1) set_reg(&v, 8, ECX, count);
@@ -105,7 +112,7 @@ static void double_shift_mem(int right, int size_bits)
     int by_cl = (int)rng_below(2);
     put8(&v, OP_TWO_BYTE);
     put8(&v, (right ? 0xACu : 0xA4u) + (by_cl ? 1u : 0u));
-    put_modrm_mem(&v, pick_reg(size_bits));
+    put_modrm_mem_any(&v, pick_reg(size_bits), 1u << ECX);
     uint32_t count = pick_double_shift_count(size_bits);
     v.count = (int)count;
     if (by_cl) set_reg(&v, 8, ECX, count);
@@ -118,8 +125,9 @@ static void muldiv_mem(int op, int size_bits)
     vector v;
     start(&v, group_name("%s%d mem", group3_names[op], size_bits), size_bits);
     if (op >= 6) set_dividend(&v, size_bits, op == 7, mem_get(&v, size_bits));
+    if (op == GROUP3_NOT || op == GROUP3_NEG) maybe_lock(&v);
     put8(&v, OP_GROUP3 | w_bit(size_bits));
-    put_modrm_mem(&v, op);
+    put_modrm_mem_any(&v, op, (1u << EAX) | (1u << EDX));
     run_and_emit(&v);
 }
 
@@ -128,9 +136,10 @@ static void exchange_mem(const char *name, uint32_t opcode, int size_bits)
     vector v;
     start(&v, group_name("%s%d mem", name, size_bits), size_bits);
     if (opcode == OP_CMPXCHG && rng_below(2)) set_reg(&v, size_bits, EAX, mem_get(&v, size_bits));
+    maybe_lock(&v);
     put8(&v, OP_TWO_BYTE);
     put8(&v, opcode | w_bit(size_bits));
-    put_modrm_mem(&v, pick_reg(size_bits));
+    put_modrm_mem_any(&v, pick_reg(size_bits), 1u << EAX);
     run_and_emit(&v);
 }
 
@@ -143,9 +152,10 @@ static void cmpxchg8b_mem(void)
         v.in.r[EDX] = (uint32_t)v.mem[OPERAND_OFFSET + 4] | ((uint32_t)v.mem[OPERAND_OFFSET + 5] << 8) |
                       ((uint32_t)v.mem[OPERAND_OFFSET + 6] << 16) | ((uint32_t)v.mem[OPERAND_OFFSET + 7] << 24);
     }
+    maybe_lock(&v);
     put8(&v, OP_TWO_BYTE);
     put8(&v, OP_GROUP9);
-    put_modrm_mem(&v, 1);
+    put_modrm_mem_any(&v, 1, (1u << EAX) | (1u << EDX));
     run_and_emit(&v);
 }
 
@@ -153,15 +163,16 @@ static void bt_mem(int op, int size_bits)
 {
     vector v;
     start(&v, group_name("%s%d mem", bt_names[op], size_bits), size_bits);
+    if (op != 0) maybe_lock(&v); /* BTS BTR BTC; LOCK BT is #UD */
     put8(&v, OP_TWO_BYTE);
     if (rng_below(4) != 0) {
         int reg = pick_reg(size_bits);
         set_reg(&v, size_bits, reg, rng_below(2 * BIT_OFFSET_RANGE) - BIT_OFFSET_RANGE);
         put8(&v, bt_opcodes[op]);
-        put_modrm_mem(&v, reg);
+        put_modrm_mem_any(&v, reg, 1u << reg);
     } else {
         put8(&v, OP_BT_IMM_GROUP);
-        put_modrm_mem(&v, 4 + op);
+        put_modrm_mem_any(&v, 4 + op, 0);
         put8(&v, rng_u32());
     }
     run_and_emit(&v);
@@ -174,7 +185,7 @@ static void scan_mem(int reverse, int size_bits)
     if (rng_below(4) == 0) mem_set(&v, size_bits, 0);
     put8(&v, OP_TWO_BYTE);
     put8(&v, OP_BSF + (uint32_t)reverse);
-    put_modrm_mem(&v, pick_reg(size_bits));
+    put_modrm_mem_any(&v, pick_reg(size_bits), 0);
     run_and_emit(&v);
 }
 
@@ -184,7 +195,7 @@ static void two_byte_mem(const char *key, int size_bits, uint32_t opcode)
     start(&v, key, size_bits);
     put8(&v, OP_TWO_BYTE);
     put8(&v, opcode);
-    put_modrm_mem(&v, pick_reg(size_bits));
+    put_modrm_mem_any(&v, pick_reg(size_bits), 0);
     run_and_emit(&v);
 }
 

@@ -87,9 +87,11 @@ void put_imm(vector *v, int size_bits, uint32_t value);
 void put_operand_size(vector *v, int size_bits); /* 66h for 16-bit operands */
 void put_modrm_reg(vector *v, int reg, int rm);  /* mod = 11b */
 void put_modrm_mem(vector *v, int reg);          /* [disp32] = MEM_OPERAND_ADDRESS */
+void put_modrm_mem_any(vector *v, int reg, unsigned reserved_mask); /* any 32-bit addressing form of it */
 int pick_reg(int size_bits);                     /* any register but ESP (AH..BH for 8-bit) */
 void set_reg(vector *v, int size_bits, int reg, uint32_t value); /* writes the 8/16/32-bit register */
 uint32_t get_reg(const vector *v, int size_bits, int reg);
+void maybe_lock(vector *v); /* a LOCK prefix a third of the time (lockable read-modify-write forms) */
 
 /* gen_shift.c: counts for shifts (also used by the memory forms). */
 uint32_t pick_count(int size_bits);
