@@ -27,13 +27,15 @@ internal sealed class FlatProtectedModeCpu
     public const ushort CodeSelector = 0x08;
     public const ushort DataSelector = 0x10;
 
+    /// <summary>The exception vectors, each with its own handler (SDM vol. 3, table 6-1).</summary>
+    public const int VectorCount = 32;
+
     /// <summary>HLT (SDM vol. 2, HLT): stops the run with CpuExit.Halted and EIP after it.</summary>
     private const byte Hlt = 0xF4;
     private const uint RamBytes = 4 << 20;
     private const uint HandlersAddress = 0x0001_1000; // vector n's handler is the HLT at HandlersAddress + n
     private const uint GdtAddress = 0x0001_2000;
     private const uint IdtAddress = 0x0001_3000;
-    private const int VectorCount = 32; // the exceptions (SDM vol. 3, table 6-1)
     private const int DescriptorBytes = 8;
     private const int FrameBytes = 12;
 

@@ -93,9 +93,9 @@ internal static class VectorCheck
     /// <summary>A fault leaves the instruction unexecuted: the pushed EIP is the instruction's, EFLAGS the host's at the fault.</summary>
     private static void CompareFrame(HostVector vector, ExceptionFrame frame, StringBuilder differences)
     {
-        if (frame.Eip != FlatProtectedModeCpu.CodeAddress || (frame.Cs & 0xFFFF) != FlatProtectedModeCpu.CodeSelector)
+        if (frame.Eip != FlatProtectedModeCpu.CodeAddress || (ushort)frame.Cs != FlatProtectedModeCpu.CodeSelector)
         {
-            differences.Append($"#DE frame CS:EIP {frame.Cs & 0xFFFF:X4}:{frame.Eip:X8} expected {FlatProtectedModeCpu.CodeSelector:X4}:{FlatProtectedModeCpu.CodeAddress:X8}; ");
+            differences.Append($"#DE frame CS:EIP {(ushort)frame.Cs:X4}:{frame.Eip:X8} expected {FlatProtectedModeCpu.CodeSelector:X4}:{FlatProtectedModeCpu.CodeAddress:X8}; ");
         }
 
         uint wrong = (frame.Eflags ^ vector.Output.Eflags) & DefinedFlags.Status;
@@ -107,7 +107,7 @@ internal static class VectorCheck
 
     private static string DescribeEip(uint eip, bool expectedDivideError)
     {
-        for (int vector = 0; vector < 32; vector++)
+        for (int vector = 0; vector < FlatProtectedModeCpu.VectorCount; vector++)
         {
             if (eip == FlatProtectedModeCpu.HandlerAddress(vector) + 1)
             {

@@ -59,9 +59,10 @@ public sealed class VectorCheckTests
         byte[] addMemory = [0x01, 0x0D, 0x00, 0x08, 0x30, 0x00];
         byte[] before = new byte[Layout.MemoryWindowBytes];
         byte[] after = new byte[Layout.MemoryWindowBytes];
-        after[32] = 2;
+        int operand = Layout.MemoryWindowBytes / 2; // the harness puts the operand in the middle of the window
+        after[operand] = 2;
         Assert.Null(Check(Vector(addMemory, Registers(0, 2, Reserved), Registers(0, 2, Reserved), memoryIn: before, memoryOut: after)));
-        after[33] = 1;
+        after[operand + 1] = 1;
         Assert.Contains("memory [00300801] 00 expected 01", Check(Vector(addMemory, Registers(0, 2, Reserved), Registers(0, 2, Reserved), memoryIn: before, memoryOut: after)), StringComparison.Ordinal);
     }
 
