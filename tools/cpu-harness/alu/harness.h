@@ -54,9 +54,14 @@ typedef struct {
     uint8_t mem[MEM_WINDOW_BYTES];
 } vector;
 
-/* What the host did: either a result or a divide error (#DE) with the registers at the fault. */
+/* The exceptions a vector may raise (SDM vol. 3, table 6-1), as Linux reports them: SIGFPE, SIGILL. */
+#define NO_FAULT (-1)
+#define VECTOR_DE 0
+#define VECTOR_UD 6
+
+/* What the host did: either a result or a fault (#DE, #UD) with the registers at the fault. */
 typedef struct {
-    int divide_error;
+    int fault_vector;         /* NO_FAULT, VECTOR_DE or VECTOR_UD */
     cpu_regs regs;
     uint8_t mem[MEM_WINDOW_BYTES];
 } outcome;
@@ -109,5 +114,6 @@ void gen_bits(int per_group);
 void gen_move(int per_group);
 void gen_lea(int repeats_per_form);
 void gen_memory(int per_group);
+void gen_invalid(int per_group);
 
 #endif

@@ -12,6 +12,7 @@
 #define PER_MEMORY 400   /* per memory-operand group */
 #define PER_MOVE 300     /* flag-free moves: few inputs matter */
 #define LEA_REPEATS 3    /* passes over every addressing form */
+#define PER_INVALID 100  /* #UD forms: the outcome does not depend on the operands */
 #define OUTPUT_BUFFER_BYTES (1u << 20)
 
 int main(int argc, char **argv)
@@ -33,6 +34,7 @@ int main(int argc, char **argv)
     gen_move(PER_MOVE * scale);
     gen_lea(LEA_REPEATS * scale);
     gen_memory(PER_MEMORY * scale);
+    gen_invalid(PER_INVALID * scale);
     fflush(stdout);
     fprintf(stderr, "alu-harness: %ld vectors\n", vectors_emitted());
     return 0;

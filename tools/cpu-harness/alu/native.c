@@ -6,8 +6,9 @@
  *   restore ESP; popad; ret
  *
  * so the instruction sees exactly the vector's registers and flags, and nothing but the stub's
- * loads and stores surrounds it. A divide error (#DE) arrives as SIGFPE (Linux maps vector 0 to
- * it): the handler, on its own stack, takes the registers from the signal context and jumps back.
+ * loads and stores surrounds it. A divide error (#DE) arrives as SIGFPE and an invalid opcode (#UD)
+ * as SIGILL (Linux's signals for vectors 0 and 6): the handler, on its own stack, takes the
+ * registers from the signal context and jumps back.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -36,7 +37,7 @@ typedef struct {
 
 static uint8_t *code_page;
 static sigjmp_buf fault_return;
-static volatile int faulted;
+static volatile int fault_vector;
 static cpu_regs fault_regs;
 static uint32_t fault_eip;
 static uint32_t instruction_address;
@@ -83,16 +84,15 @@ static void build_stub(stub *s, const vector *v)
     emit(s, &OP_RET, 1);
 }
 
-static void on_fpe(int signal, siginfo_t *info, void *context)
+static void on_fault(int signal, siginfo_t *info, void *context)
 {
-    (void)signal;
     (void)info;
     const mcontext_t *m = &((ucontext_t *)context)->uc_mcontext;
     static const int order[GPR_COUNT] = { REG_EAX, REG_ECX, REG_EDX, REG_EBX, REG_ESP, REG_EBP, REG_ESI, REG_EDI };
     for (int i = 0; i < GPR_COUNT; i++) fault_regs.r[i] = (uint32_t)m->gregs[order[i]];
     fault_regs.eflags = (uint32_t)m->gregs[REG_EFL];
     fault_eip = (uint32_t)m->gregs[REG_EIP];
-    faulted = 1;
+    fault_vector = signal == SIGFPE ? VECTOR_DE : VECTOR_UD;
     siglongjmp(fault_return, 1);
 }
 
@@ -120,11 +120,11 @@ void native_init(void)
     }
     struct sigaction action;
     memset(&action, 0, sizeof action);
-    action.sa_sigaction = on_fpe;
+    action.sa_sigaction = on_fault;
     action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigemptyset(&action.sa_mask);
-    if (sigaction(SIGFPE, &action, NULL) != 0) {
-        fprintf(stderr, "alu-harness: no SIGFPE handler\n");
+    if (sigaction(SIGFPE, &action, NULL) != 0 || sigaction(SIGILL, &action, NULL) != 0) {
+        fprintf(stderr, "alu-harness: no SIGFPE/SIGILL handler\n");
         exit(2);
     }
 }
@@ -139,19 +139,19 @@ void native_run(const vector *v, outcome *o)
     *(uint32_t *)(uintptr_t)STATE_IN_FLAGS = v->in.eflags;
     memcpy((void *)(uintptr_t)MEM_WINDOW_ADDRESS, v->mem, MEM_WINDOW_BYTES);
 
-    faulted = 0;
+    fault_vector = NO_FAULT;
     if (sigsetjmp(fault_return, 1) == 0) {
         ((void (*)(void))(uintptr_t)CODE_PAGE_ADDRESS)();
     }
 
     memset(o, 0, sizeof *o);
-    if (faulted) {
+    o->fault_vector = fault_vector;
+    if (fault_vector != NO_FAULT) {
         /* A fault is restartable (SDM vol. 3, 6.5): the registers must be the inputs, EIP the instruction. */
         if (fault_eip != instruction_address) {
-            fprintf(stderr, "alu-harness: %s: SIGFPE at 0x%08X, not at the instruction (0x%08X)\n", v->key, fault_eip, instruction_address);
+            fprintf(stderr, "alu-harness: %s: fault at 0x%08X, not at the instruction (0x%08X)\n", v->key, fault_eip, instruction_address);
             exit(2);
         }
-        o->divide_error = 1;
         o->regs = fault_regs;
     } else {
         memcpy(o->regs.r, (uint32_t *)(uintptr_t)STATE_OUT, sizeof o->regs.r);

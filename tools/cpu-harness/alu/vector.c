@@ -6,8 +6,8 @@
  *
  * <in> and <out> are EAX ECX EDX EBX ESP EBP ESI EDI EFLAGS as 8 hex digits each, space separated;
  * EFLAGS holds only the status flags and bit 1 (IF and IOPL are the host process's, not the
- * instruction's). <out> starts with "#DE " when the instruction raised a divide error: the
- * registers are then those of the signal context at the fault. The memory fields are the window's
+ * instruction's). <out> starts with "#DE " when the instruction raised a divide error, "#UD " when
+ * it raised an invalid opcode: the registers are then those of the signal context at the fault. The memory fields are the window's
  * bytes in hex, or "-" when the vector has no memory operand.
  */
 #include <stdarg.h>
@@ -87,7 +87,8 @@ void run_and_emit(const vector *v)
     putchar('|');
     emit_memory(v->uses_memory, v->mem);
     putchar('|');
-    if (o.divide_error) fputs("#DE ", stdout);
+    if (o.fault_vector == VECTOR_DE) fputs("#DE ", stdout);
+    else if (o.fault_vector == VECTOR_UD) fputs("#UD ", stdout);
     emit_regs(&o.regs);
     putchar('|');
     emit_memory(v->uses_memory, o.mem);

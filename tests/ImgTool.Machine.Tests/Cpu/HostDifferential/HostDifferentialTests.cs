@@ -66,7 +66,7 @@ public sealed class HostDifferentialTests(ITestOutputHelper output)
     {
         string count = vector.Count is { } c ? $" count {c}" : "";
         string memory = vector.InputMemory is { } window ? $" memory {Convert.ToHexString(window)}" : "";
-        string expected = vector.DivideError ? "divide error with " + vector.Output : vector.Output.ToString();
+        string expected = vector.FaultName is { } fault ? $"{fault} with {vector.Output}" : vector.Output.ToString();
         return $"'{instruction}' ({Convert.ToHexString(vector.Bytes)}){count}: in {vector.Input}{memory}; host {expected}; {failure}";
     }
 
@@ -74,7 +74,7 @@ public sealed class HostDifferentialTests(ITestOutputHelper output)
     {
         var report = new StringBuilder();
         report.AppendLine("Host-CPU differential test: tools/cpu-harness/alu on this host vs the emulator (seed " + HostHarness.Seed + ")");
-        report.AppendLine("group                 passed/total");
+        report.AppendLine("group                     passed/total");
         foreach (var (key, result) in groups)
         {
             string note = KnownFailures.ByGroup.TryGetValue(key, out var reason) ? $"  known failure: {reason}" : "";
@@ -83,7 +83,7 @@ public sealed class HostDifferentialTests(ITestOutputHelper output)
                 note += $"  (undefined flags {VectorText.Flags(result.UndefinedFlagsDiffering)} differ from the host in {result.UndefinedFlagVectors} vectors: not compared)";
             }
 
-            report.AppendLine($"{key,-20}  {result.Passed,6}/{result.Total,-6}{note}");
+            report.AppendLine($"{key,-24}  {result.Passed,6}/{result.Total,-6}{note}");
             foreach (string failure in result.Failures)
             {
                 report.AppendLine("    " + failure);
@@ -91,7 +91,7 @@ public sealed class HostDifferentialTests(ITestOutputHelper output)
         }
 
         int passed = groups.Values.Sum(g => g.Passed);
-        report.AppendLine($"all                   {passed,6}/{vectorCount,-6}  ({groups.Count} groups; harness {harnessTime.TotalSeconds:F1} s, total {totalTime.TotalSeconds:F1} s)");
+        report.AppendLine($"all                       {passed,6}/{vectorCount,-6}  ({groups.Count} groups; harness {harnessTime.TotalSeconds:F1} s, total {totalTime.TotalSeconds:F1} s)");
         return report.ToString();
     }
 

@@ -13,7 +13,8 @@ internal sealed record RegisterState(uint[] Gpr, uint Eflags)
 
 /// <summary>
 /// One instruction the host CPU ran (tools/cpu-harness/alu/vector.c documents the line format):
-/// its group, operand size, shift count, bytes, inputs, and what the host did.
+/// its group, operand size, shift count, bytes, inputs, and what the host did: a result, or a
+/// fault (<see cref="FaultVector"/> 0 for #DE, 6 for #UD) with the registers at the fault.
 /// </summary>
 internal sealed record HostVector(
     string Group,
@@ -22,13 +23,16 @@ internal sealed record HostVector(
     byte[] Bytes,
     RegisterState Input,
     byte[]? InputMemory,
-    bool DivideError,
+    int? FaultVector,
     RegisterState Output,
     byte[]? OutputMemory)
 {
     private const char FieldSeparator = '|';
     private const string NoValue = "-";
-    private const string DivideErrorMark = "#DE ";
+    public const int DivideError = 0, InvalidOpcode = 6; // SDM vol. 3, table 6-1
+
+    /// <summary>The marks the harness puts before the registers of a faulting vector.</summary>
+    private static readonly (string Mark, int Vector)[] FaultMarks = [("#DE ", DivideError), ("#UD ", InvalidOpcode)];
     private const int FieldCount = 9;
 
     /// <summary>Parses a "V|..." line.</summary>
@@ -41,7 +45,16 @@ internal sealed record HostVector(
         }
 
         string output = fields[7];
-        bool divideError = output.StartsWith(DivideErrorMark, StringComparison.Ordinal);
+        int? fault = null;
+        foreach (var (mark, vector) in FaultMarks)
+        {
+            if (output.StartsWith(mark, StringComparison.Ordinal))
+            {
+                fault = vector;
+                output = output[mark.Length..];
+            }
+        }
+
         return new HostVector(
             fields[1],
             int.Parse(fields[2], CultureInfo.InvariantCulture),
@@ -49,10 +62,19 @@ internal sealed record HostVector(
             Convert.FromHexString(fields[4]),
             ParseRegisters(fields[5]),
             ParseMemory(fields[6]),
-            divideError,
-            ParseRegisters(divideError ? output[DivideErrorMark.Length..] : output),
+            fault,
+            ParseRegisters(output),
             ParseMemory(fields[8]));
     }
+
+    /// <summary>"divide error" or "invalid opcode", for the messages.</summary>
+    public string? FaultName => FaultVector switch
+    {
+        DivideError => "divide error",
+        InvalidOpcode => "invalid opcode",
+        null => null,
+        _ => $"exception {FaultVector}",
+    };
 
     private static RegisterState ParseRegisters(string text)
     {

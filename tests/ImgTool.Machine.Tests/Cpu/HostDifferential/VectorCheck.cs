@@ -12,7 +12,6 @@ namespace ImgTool.Machine.Tests.Cpu.HostDifferential;
 /// </summary>
 internal static class VectorCheck
 {
-    private const int DivideErrorVector = 0;
     private const int ExceptionFrameBytes = 12;
 
     public static Instruction Decode(byte[] bytes)
@@ -31,16 +30,16 @@ internal static class VectorCheck
         }
 
         var differences = new StringBuilder();
-        uint expectedEip = vector.DivideError
-            ? FlatProtectedModeCpu.HandlerAddress(DivideErrorVector) + 1
+        uint expectedEip = vector.FaultVector is { } fault
+            ? FlatProtectedModeCpu.HandlerAddress(fault) + 1
             : FlatProtectedModeCpu.CodeAddress + (uint)vector.Bytes.Length + 1;
         if (actual.Eip != expectedEip)
         {
-            differences.Append(DescribeEip(actual.Eip, vector.DivideError)).Append("; ");
+            differences.Append(DescribeEip(actual.Eip, vector.FaultVector)).Append("; ");
         }
 
         uint[] expectedGpr = (uint[])vector.Output.Gpr.Clone();
-        if (vector.DivideError)
+        if (vector.FaultVector is not null)
         {
             // The fault is delivered through a 32-bit gate at the same privilege: EFLAGS, CS and EIP are pushed.
             expectedGpr[X86Cpu.ESP] -= ExceptionFrameBytes;
@@ -55,7 +54,7 @@ internal static class VectorCheck
             }
         }
 
-        if (!vector.DivideError)
+        if (vector.FaultVector is null)
         {
             uint compared = DefinedFlags.Compared(mnemonic, vector.SizeBits, vector.Count);
             uint wrong = (actual.Registers.Eflags ^ vector.Output.Eflags) & compared;
@@ -86,38 +85,38 @@ internal static class VectorCheck
     /// failure, but reported, since they show where this host and the emulator's model part.
     /// </summary>
     public static uint UndefinedFlagsDiffering(HostVector vector, Mnemonic mnemonic, EmulatorOutcome actual) =>
-        vector.DivideError || actual.Exit != CpuExit.Halted
+        vector.FaultVector is not null || actual.Exit != CpuExit.Halted
             ? 0
             : (actual.Registers.Eflags ^ vector.Output.Eflags) & DefinedFlags.Status & ~DefinedFlags.Compared(mnemonic, vector.SizeBits, vector.Count);
 
-    /// <summary>A fault leaves the instruction unexecuted: the pushed EIP is the instruction's, EFLAGS the host's at the fault.</summary>
+    /// <summary>A fault leaves the instruction unexecuted (SDM vol. 3, 6.5): the pushed EIP is the instruction's, EFLAGS the host's at the fault.</summary>
     private static void CompareFrame(HostVector vector, ExceptionFrame frame, StringBuilder differences)
     {
         if (frame.Eip != FlatProtectedModeCpu.CodeAddress || (ushort)frame.Cs != FlatProtectedModeCpu.CodeSelector)
         {
-            differences.Append($"#DE frame CS:EIP {(ushort)frame.Cs:X4}:{frame.Eip:X8} expected {FlatProtectedModeCpu.CodeSelector:X4}:{FlatProtectedModeCpu.CodeAddress:X8}; ");
+            differences.Append($"exception frame CS:EIP {(ushort)frame.Cs:X4}:{frame.Eip:X8} expected {FlatProtectedModeCpu.CodeSelector:X4}:{FlatProtectedModeCpu.CodeAddress:X8}; ");
         }
 
         uint wrong = (frame.Eflags ^ vector.Output.Eflags) & DefinedFlags.Status;
         if (wrong != 0)
         {
-            differences.Append($"#DE frame flags {VectorText.Flags(frame.Eflags)} expected {VectorText.Flags(vector.Output.Eflags)} (differ: {VectorText.Flags(wrong)}); ");
+            differences.Append($"exception frame flags {VectorText.Flags(frame.Eflags)} expected {VectorText.Flags(vector.Output.Eflags)} (differ: {VectorText.Flags(wrong)}); ");
         }
     }
 
-    private static string DescribeEip(uint eip, bool expectedDivideError)
+    private static string DescribeEip(uint eip, int? expectedFault)
     {
         for (int vector = 0; vector < FlatProtectedModeCpu.VectorCount; vector++)
         {
             if (eip == FlatProtectedModeCpu.HandlerAddress(vector) + 1)
             {
-                return expectedDivideError && vector != DivideErrorVector
-                    ? $"raised exception {vector} instead of #DE"
+                return expectedFault is { } fault
+                    ? $"raised exception {vector} instead of {fault}"
                     : $"raised exception {vector} (the host did not fault)";
             }
         }
 
-        return expectedDivideError ? $"no #DE (EIP {eip:X8})" : $"EIP {eip:X8}";
+        return expectedFault is { } expected ? $"no exception {expected} (EIP {eip:X8})" : $"EIP {eip:X8}";
     }
 }
 

@@ -18,8 +18,8 @@ public sealed class VectorCheckTests
     private static RegisterState Registers(uint eax, uint ecx, uint eflags, uint edx = 0) =>
         new([eax, ecx, edx, 0, Layout.StackTopAddress, 0, 0, 0], eflags);
 
-    private static HostVector Vector(byte[] bytes, RegisterState input, RegisterState output, bool divideError = false, byte[]? memoryIn = null, byte[]? memoryOut = null) =>
-        new("TEST", 32, null, bytes, input, memoryIn, divideError, output, memoryOut);
+    private static HostVector Vector(byte[] bytes, RegisterState input, RegisterState output, int? fault = null, byte[]? memoryIn = null, byte[]? memoryOut = null) =>
+        new("TEST", 32, null, bytes, input, memoryIn, fault, output, memoryOut);
 
     private static string? Check(HostVector vector) =>
         VectorCheck.Compare(vector, VectorCheck.Decode(vector.Bytes).Mnemonic, new FlatProtectedModeCpu(Layout).Run(vector), Layout);
@@ -72,11 +72,21 @@ public sealed class VectorCheckTests
         // DIV ECX (F7 F1) with ECX = 0: #DE, nothing changes.
         byte[] divEcx = [0xF7, 0xF1];
         var state = Registers(5, 0, Reserved | DefinedFlags.ZF, edx: 1);
-        Assert.Null(Check(Vector(divEcx, state, state, divideError: true)));
+        Assert.Null(Check(Vector(divEcx, state, state, fault: HostVector.DivideError)));
 
         // With ECX = 1 there is no fault, so a vector claiming one must fail.
         var noFault = Registers(5, 1, Reserved, edx: 0);
-        Assert.Contains("no #DE", Check(Vector(divEcx, noFault, noFault, divideError: true)), StringComparison.Ordinal);
+        Assert.Contains("no exception 0", Check(Vector(divEcx, noFault, noFault, fault: HostVector.DivideError)), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_invalid_opcode_must_be_raised_where_the_host_raised_it()
+    {
+        // UD2 (0F 0B) faults; NOP (90) does not.
+        var state = Registers(1, 2, Reserved);
+        Assert.Null(Check(Vector([0x0F, 0x0B], state, state, fault: HostVector.InvalidOpcode)));
+        Assert.Contains("raised exception 6 (the host did not fault)", Check(Vector([0x0F, 0x0B], state, state)), StringComparison.Ordinal);
+        Assert.Contains("no exception 6", Check(Vector([0x90], state, state, fault: HostVector.InvalidOpcode)), StringComparison.Ordinal);
     }
 
     [Theory]
