@@ -91,26 +91,7 @@ internal static class DefinedFlags
                 return masked > 1 ? OF : 0;
 
             case Mnemonic.Shl or Mnemonic.Sal or Mnemonic.Shr or Mnemonic.Sar:
-            {
-                // SAL/SAR/SHL/SHR: "The CF flag contains the value of the last bit shifted out of the
-                // destination operand; it is undefined for SHL and SHR instructions where the count is
-                // greater than or equal to the size (in bits) of the destination operand. The OF flag is
-                // affected only for 1-bit shifts; otherwise, it is undefined. The SF, ZF, and PF flags are
-                // set according to the result. If the count is 0, the flags are not affected. For a
-                // non-zero count, the AF flag is undefined."
-                if (masked == 0)
-                {
-                    return 0;
-                }
-
-                uint undefined = AF | (masked > 1 ? OF : 0);
-                if (mnemonic != Mnemonic.Sar && masked >= sizeBits)
-                {
-                    undefined |= CF;
-                }
-
-                return undefined;
-            }
+                return masked == 0 ? 0 : ShiftByNonZeroUndefined(mnemonic, sizeBits, masked);
 
             case Mnemonic.Shld or Mnemonic.Shrd:
                 // SHLD/SHRD: "If the count is 1 or greater, the CF flag is filled with the last bit shifted
@@ -124,5 +105,23 @@ internal static class DefinedFlags
             default:
                 return null;
         }
+    }
+
+    /// <summary>
+    /// SAL/SAR/SHL/SHR: "The CF flag contains the value of the last bit shifted out of the destination
+    /// operand; it is undefined for SHL and SHR instructions where the count is greater than or equal
+    /// to the size (in bits) of the destination operand. The OF flag is affected only for 1-bit shifts;
+    /// otherwise, it is undefined. The SF, ZF, and PF flags are set according to the result. If the
+    /// count is 0, the flags are not affected. For a non-zero count, the AF flag is undefined."
+    /// </summary>
+    private static uint ShiftByNonZeroUndefined(Mnemonic mnemonic, int sizeBits, int maskedCount)
+    {
+        uint undefined = AF | (maskedCount > 1 ? OF : 0);
+        if (mnemonic != Mnemonic.Sar && maskedCount >= sizeBits)
+        {
+            undefined |= CF;
+        }
+
+        return undefined;
     }
 }
