@@ -69,7 +69,7 @@ internal sealed class FlatProtectedModeCpu
     /// The one place that constructs the CPU: the engine's constructor is changing, and only this
     /// method should need to follow it. Everything else uses the test-facing state (R, Eflags, S, Eip, Cr0, Run).
     /// </summary>
-    private static X86Cpu CreateCpu(PhysicalMemory memory) => new(memory, new DecodeCache(memory), new NoIo());
+    private static X86Cpu CreateCpu(PhysicalMemory memory) => new(memory, new NoIo());
 
     public static uint HandlerAddress(int vector) => HandlersAddress + (uint)vector;
 
@@ -108,7 +108,7 @@ internal sealed class FlatProtectedModeCpu
     private void EnterFlatProtectedMode()
     {
         _cpu.Reset();
-        _cpu.Cr0 |= X86Cpu.CR0_PE;
+        _cpu.Cr0 |= ControlBits.Cr0PE;
         _cpu.GdtBase = GdtAddress;
         _cpu.GdtLimit = 3 * DescriptorBytes - 1;
         _cpu.IdtBase = IdtAddress;

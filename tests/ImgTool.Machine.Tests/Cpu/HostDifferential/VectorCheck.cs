@@ -16,7 +16,7 @@ internal static class VectorCheck
 
     public static Instruction Decode(byte[] bytes)
     {
-        var decoder = Iced.Intel.Decoder.Create(32, new ByteArrayCodeReader(bytes), DecodeCache.Options);
+        var decoder = Iced.Intel.Decoder.Create(32, new ByteArrayCodeReader(bytes), ImgTool.Machine.Cpu.Decode.BlockCache.Options);
         decoder.Decode(out var instruction);
         return instruction;
     }
