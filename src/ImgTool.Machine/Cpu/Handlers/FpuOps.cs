@@ -11,7 +11,6 @@ internal static class FpuOps
 {
     public static unsafe bool TryLower(in Instruction i, ref MicroOp op, List<Instruction> table)
     {
-        var code = i.Code;
         if (!IsX87(in i))
         {
             return false;
@@ -20,14 +19,19 @@ internal static class FpuOps
         op.Table = table.Count;
         table.Add(i);
         op.Handler = &Escape;
-        _ = code;
         return true;
     }
 
+    /// <summary>The x87 instructions: escape opcodes D8-DF (all named F...), and FXSAVE/FXRSTOR (0F AE /0, /1).</summary>
     private static bool IsX87(in Instruction i)
     {
-        uint opcode = i.OpCode.OpCode;
-        return i.Encoding == EncodingKind.Legacy && i.OpCode.Table == OpCodeTableKind.Normal && opcode is >= 0xD8 and <= 0xDF;
+        if (i.Encoding != EncodingKind.Legacy || i.Mnemonic is Mnemonic.Femms)
+        {
+            return false;
+        }
+
+        string name = i.Mnemonic.ToString();
+        return name.Length > 1 && name[0] == 'F';
     }
 
     public static void Escape(X86Cpu c, ref MicroOp op)
