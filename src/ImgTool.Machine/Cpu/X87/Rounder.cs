@@ -103,7 +103,8 @@ internal static class Rounder
         }
 
         int length = 128 - (int)UInt128.LeadingZeroCount(kept);
-        ulong significand = (ulong)(kept << (64 - length));
+        // A carry out of the top (all ones rounded up) makes kept one bit longer than the format.
+        ulong significand = length <= 64 ? (ulong)(kept << (64 - length)) : (ulong)(kept >> (length - 64));
         return new RoundedReal(value.Sign, lsbExponent + length - 1, significand, false, inexact, increment, false, false);
     }
 

@@ -90,14 +90,22 @@ internal static class X87Arithmetic
             return special;
         }
 
+        bool sign = dividend.Sign ^ divisor.Sign;
+        Float80Class top = dividend.Class;
+        Float80Class bottom = divisor.Class;
+        if (bottom == Float80Class.Zero && top is Float80Class.Normal or Float80Class.Denormal)
+        {
+            // A finite dividend over zero is ZE alone: the hardware does not report a denormal dividend (checked on a host x87).
+            return control.IsMasked(X87Exceptions.ZeroDivide)
+                ? new X87Result(Float80.Infinity(sign), X87Exceptions.ZeroDivide, false, true)
+                : X87Result.Stopped(X87Exceptions.ZeroDivide);
+        }
+
         if (TryDenormal(dividend, divisor, control, narrowDenormal, out X87Exceptions flags))
         {
             return X87Result.Stopped(flags);
         }
 
-        bool sign = dividend.Sign ^ divisor.Sign;
-        Float80Class top = dividend.Class;
-        Float80Class bottom = divisor.Class;
         if (top == Float80Class.Infinity)
         {
             return bottom == Float80Class.Infinity ? Invalid(control, flags) : new X87Result(Float80.Infinity(sign), flags, false, true);

@@ -50,7 +50,16 @@ internal static class X87Lowering
     private static ushort Fop(in Instruction instruction, bool memory, byte stackIndex)
     {
         OpCodeInfo info = instruction.OpCode;
-        int first = (int)info.OpCode & OpcodeLowBits;
+        uint opcode = info.OpCode;
+        if (opcode > byte.MaxValue)
+        {
+            // Register forms are two-byte opcodes in Iced (D8 C0+i is 0xD8C0): the second byte is the ModR/M.
+            int second = (int)(opcode & byte.MaxValue);
+            bool addsRegister = instruction.OpCount > 0 && second is >= 0xC0 && (second & OpcodeLowBits) == 0;
+            return (ushort)((((int)(opcode >> 8) & OpcodeLowBits) << 8) | (second + (addsRegister ? stackIndex : 0)));
+        }
+
+        int first = (int)opcode & OpcodeLowBits;
         int reg = info.GroupIndex < 0 ? 0 : info.GroupIndex;
         int modRm;
         if (memory)
