@@ -74,22 +74,14 @@ internal sealed partial class X87Fpu
         }
         else
         {
-            if (X87Arithmetic.TryDenormal(left, right, control, narrowDenormal, out flags))
-            {
-                Raise(flags);
-                return X87Outcome.Completed;
-            }
-
+            // DE is reported, masked or not, and the comparison still completes (checked on a host x87).
+            X87Arithmetic.TryDenormal(left, right, control, narrowDenormal, out flags);
             ordering = Order(left, right);
         }
 
+        // Even with IE or DE unmasked the condition codes (or EFLAGS) are written (checked on a host x87).
         SetC1(false);
         Raise(flags);
-        if (control.AnyUnmasked(flags))
-        {
-            return X87Outcome.Completed;
-        }
-
         SetOrdering(ordering, toEflags, host);
         PopTimes(instruction.Pops);
         return X87Outcome.Completed;

@@ -86,9 +86,8 @@ internal sealed partial class X87Fpu
 
         if (denormal)
         {
-            return control.IsMasked(X87Exceptions.Denormal)
-                ? new X87Result(value, X87Exceptions.Denormal, false, true)
-                : X87Result.Stopped(X87Exceptions.Denormal);
+            // A load completes even with DE unmasked (checked on a host x87); the handler sees the flag.
+            return new X87Result(value, X87Exceptions.Denormal, false, true);
         }
 
         return new X87Result(value, X87Exceptions.None, false, true);

@@ -178,7 +178,8 @@ public sealed class X87DifferentialTests(ITestOutputHelper output)
             differences.Append(CultureInfo.InvariantCulture, $"FNSAVE header {Convert.ToHexString(host.Memory, 0, Dwords)} expected {Convert.ToHexString(header, 0, Dwords)}; ");
         }
 
-        if (!host.Memory.AsSpan(OpcodeOffset, 2).SequenceEqual(header.AsSpan(OpcodeOffset, 2)))
+        // FNSTSW is a control instruction: FOP still holds the harness's own FLD (another ModR/M than ours).
+        if (field[0] != "fnstsw_ax" && !host.Memory.AsSpan(OpcodeOffset, 2).SequenceEqual(header.AsSpan(OpcodeOffset, 2)))
         {
             differences.Append(CultureInfo.InvariantCulture, $"FOP {Convert.ToHexString(host.Memory, OpcodeOffset, 2)} expected {Convert.ToHexString(header, OpcodeOffset, 2)}; ");
         }
