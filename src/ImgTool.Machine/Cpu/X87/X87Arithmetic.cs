@@ -144,20 +144,21 @@ internal static class X87Arithmetic
             return special;
         }
 
-        if (TryDenormal(a, a, control, false, out X87Exceptions flags))
-        {
-            return X87Result.Stopped(flags);
-        }
-
         Float80Class kind = a.Class;
         if (kind == Float80Class.Zero)
         {
-            return new X87Result(a, flags, false, true);
+            return new X87Result(a, X87Exceptions.None, false, true);
         }
 
         if (a.Sign)
         {
-            return Invalid(control, flags);
+            // A negative operand is invalid before it is a denormal (checked on a host x87).
+            return Invalid(control);
+        }
+
+        if (TryDenormal(a, a, control, false, out X87Exceptions flags))
+        {
+            return X87Result.Stopped(flags);
         }
 
         if (kind == Float80Class.Infinity)
@@ -182,8 +183,14 @@ internal static class X87Arithmetic
                 RoundedReal unbounded = Rounder.Round(exact, format.Unbounded, rounding);
                 int adjust = rounded.Overflowed ? -BiasAdjust : BiasAdjust;
                 unbounded = unbounded with { Exponent = unbounded.Exponent + adjust };
-                flags |= kind | (unbounded.Inexact ? X87Exceptions.Precision : X87Exceptions.None);
-                return new X87Result(FloatEncoding.ToExtended(unbounded), flags, unbounded.RoundedUp, true);
+                if (unbounded.Exponent >= format.MinExponent && unbounded.Exponent <= format.MaxExponent)
+                {
+                    flags |= kind | (unbounded.Inexact ? X87Exceptions.Precision : X87Exceptions.None);
+                    return new X87Result(FloatEncoding.ToExtended(unbounded), flags, unbounded.RoundedUp, true);
+                }
+
+                // Out of range even after the adjustment (FSCALE can do that): the masked response, and PE.
+                return new X87Result(FloatEncoding.ToExtended(rounded), flags | kind | X87Exceptions.Precision, rounded.RoundedUp, true);
             }
 
             if (rounded.Overflowed || rounded.MaskedUnderflow)

@@ -83,7 +83,12 @@ internal sealed partial class X87Fpu
         SetC1(false);
         Raise(flags);
         SetOrdering(ordering, toEflags, host);
-        PopTimes(instruction.Pops);
+        if (!control.AnyUnmasked(flags))
+        {
+            // An unmasked exception leaves the stack as it was (FCOMP/FCOMPP/FCOMIP do not pop).
+            PopTimes(instruction.Pops);
+        }
+
         return X87Outcome.Completed;
     }
 

@@ -63,9 +63,15 @@ internal static class X87Special
             return new RemainderResult(X87Result.Stopped(flags), 0, false);
         }
 
-        if (top == Float80Class.Zero || bottom == Float80Class.Infinity)
+        if (top == Float80Class.Zero)
         {
             return new RemainderResult(new X87Result(dividend, flags, false, true), 0, false);
+        }
+
+        if (bottom == Float80Class.Infinity)
+        {
+            // The dividend goes through the result path: a denormal comes out normalized or UE-adjusted (host x87).
+            return new RemainderResult(X87Arithmetic.Deliver(ExactReal.FromFloat80(dividend), FloatFormat.Extended, control, flags), 0, false);
         }
 
         ExactReal a = ExactReal.FromFloat80(dividend);
