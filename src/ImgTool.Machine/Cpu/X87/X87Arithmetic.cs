@@ -189,8 +189,10 @@ internal static class X87Arithmetic
                     return new X87Result(FloatEncoding.ToExtended(unbounded), flags, unbounded.RoundedUp, true);
                 }
 
-                // Out of range even after the adjustment (FSCALE can do that): the masked response, and PE.
-                return new X87Result(FloatEncoding.ToExtended(rounded), flags | kind | X87Exceptions.Precision, rounded.RoundedUp, true);
+                // Out of range even after the adjustment (FSCALE can do that): infinity or zero whatever RC is,
+                // with PE, and C1 set for the infinity (checked on a host x87).
+                Float80 extreme = rounded.Overflowed ? Float80.Infinity(exact.Sign) : Float80.Zero(exact.Sign);
+                return new X87Result(extreme, flags | kind | X87Exceptions.Precision, rounded.Overflowed, true);
             }
 
             if (rounded.Overflowed || rounded.MaskedUnderflow)
