@@ -68,6 +68,7 @@ internal sealed unsafe partial class X86Cpu
         _code = new BlockCache(this, memory);
         memory.CodeWritten = _code.InvalidateRange;
         memory.LayoutChanged = OnMemoryLayoutChanged;
+        _fpuBridge = new FpuBridge(this);
         Reset();
     }
 

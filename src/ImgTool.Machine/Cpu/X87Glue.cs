@@ -1,45 +1,69 @@
 using ImgTool.Machine.Cpu.Decode;
+using ImgTool.Machine.Cpu.X87;
 
 namespace ImgTool.Machine.Cpu;
 
-/// <summary>Placeholder until the x87 unit is merged: only what a kernel's FPU probe runs.</summary>
+/// <summary>The CPU side of the x87: operands at the instruction's effective address, AX and EFLAGS, and #MF.</summary>
 internal sealed partial class X86Cpu
 {
-    private ushort _fpuStatus, _fpuControl = 0x037F;
+    private readonly X87Fpu _fpu = new();
+    private readonly FpuBridge _fpuBridge;
 
-    private void ResetFpu()
-    {
-        _fpuStatus = 0;
-        _fpuControl = 0x037F;
-    }
+    internal X87Fpu Fpu => _fpu;
+
+    private void ResetFpu() => _fpu.Reset();
 
     internal void ExecuteX87(ref MicroOp op)
     {
-        var instruction = _code.X87Table[op.Table];
-        switch (instruction.Mnemonic)
+        ref readonly X87Instruction instruction = ref System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_code.X87Table)[op.Table];
+        uint offset = EffectiveAddress(ref op);
+        var bridge = _fpuBridge;
+        bridge.Set(op.Segment, offset);
+        var context = new X87Context(ProtectedMode && (_eflags & Flags.VM) == 0, op.Size2 == 4, S[CS].Selector, StartEip, S[op.Segment].Selector, offset);
+        switch (_fpu.Execute(in instruction, bridge, in context))
         {
-            case Iced.Intel.Mnemonic.Fninit:
-                ResetFpu();
+            case X87Outcome.Completed:
+            case X87Outcome.MemoryFault:
                 break;
-            case Iced.Intel.Mnemonic.Fnstsw when instruction.Op0Kind == Iced.Intel.OpKind.Register:
-                WriteRegister(EAX, 2, _fpuStatus);
+            case X87Outcome.MathFault:
+                // With CR0.NE clear the error goes out on FERR# to IRQ13 on a PC; Linux sets NE on every CPU it runs.
+                RaiseFault(Vector.MF);
                 break;
-            case Iced.Intel.Mnemonic.Fnstsw:
-                Write16(op.Segment, EffectiveAddress(ref op), _fpuStatus);
-                break;
-            case Iced.Intel.Mnemonic.Fnstcw:
-                Write16(op.Segment, EffectiveAddress(ref op), _fpuControl);
-                break;
-            case Iced.Intel.Mnemonic.Fldcw:
-                _fpuControl = (ushort)Read16(op.Segment, EffectiveAddress(ref op));
+            case X87Outcome.GeneralProtection:
+                RaiseFault(Vector.GP, 0);
                 break;
             default:
-                Unimplemented($"x87 instruction '{instruction}'");
+                RaiseFault(Vector.UD);
                 break;
         }
     }
 
-    internal void ExecuteX87Wait()
+    /// <summary>Memory operands, AX and EFLAGS for one x87 instruction.</summary>
+    private sealed class FpuBridge(X86Cpu cpu) : IFpuHost
     {
+        private int _segment;
+        private uint _offset;
+
+        public void Set(int segment, uint offset)
+        {
+            _segment = segment;
+            _offset = offset;
+        }
+
+        public bool ReadOperand(int offsetBytes, Span<byte> destination) => cpu.ReadBytes(_segment, _offset + (uint)offsetBytes, destination);
+
+        public bool WriteOperand(int offsetBytes, ReadOnlySpan<byte> source) => cpu.WriteBytes(_segment, _offset + (uint)offsetBytes, source);
+
+        public ushort Ax
+        {
+            get => (ushort)cpu.R[EAX];
+            set => cpu.WriteRegister(EAX, 2, value);
+        }
+
+        public uint Eflags
+        {
+            get => cpu.Eflags;
+            set => cpu.Eflags = value;
+        }
     }
 }

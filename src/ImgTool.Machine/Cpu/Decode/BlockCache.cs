@@ -41,8 +41,8 @@ internal sealed class BlockCache
 
     public long BlocksDecoded { get; private set; }
 
-    /// <summary>x87 instructions as decoded (ops refer to them by index; FPU code is rare enough to keep them whole).</summary>
-    public List<Instruction> X87Table { get; } = [];
+    /// <summary>x87 instructions as lowered for the FPU (ops refer to them by index).</summary>
+    public List<X87.X87Instruction> X87Table { get; } = [];
 
     public long Invalidations { get; private set; }
 

@@ -11,7 +11,7 @@ namespace ImgTool.Machine.Cpu.Decode;
 /// </summary>
 internal static unsafe class Lowering
 {
-    public static bool Lower(in Instruction i, ref MicroOp op, bool code32, List<Instruction> x87Table)
+    public static bool Lower(in Instruction i, ref MicroOp op, bool code32, List<X87.X87Instruction> x87Table)
     {
         op = default;
         op.Length = (byte)i.Length;

@@ -1,37 +1,31 @@
 using Iced.Intel;
 using ImgTool.Machine.Cpu.Decode;
+using ImgTool.Machine.Cpu.X87;
 
 namespace ImgTool.Machine.Cpu.Handlers;
 
 /// <summary>
-/// The x87 escape opcodes (D8-DF) and WAIT: the CPU's part of the FPU protocol (CR0.EM, CR0.TS and CR0.MP give
-/// #NM, SDM vol. 3, 2.5 and 13.5) before the FPU itself runs the instruction.
+/// The x87 escape opcodes (D8-DF), FXSAVE/FXRSTOR and WAIT: the CPU's part of the FPU protocol (CR0.EM, CR0.TS
+/// and CR0.MP give #NM, SDM vol. 3, 2.5 and 13.5) before the <see cref="X87Fpu"/> runs the instruction.
 /// </summary>
 internal static class FpuOps
 {
-    public static unsafe bool TryLower(in Instruction i, ref MicroOp op, List<Instruction> table)
+    /// <summary>Lowers an x87 instruction: its decoded form goes to the side table, the op keeps the index.</summary>
+    public static unsafe bool TryLower(in Instruction i, ref MicroOp op, List<X87Instruction> table)
     {
-        if (!IsX87(in i))
+        if (i.Encoding != EncodingKind.Legacy || !X87Instruction.TryLower(in i, out var lowered))
         {
             return false;
         }
 
         op.Table = table.Count;
-        table.Add(i);
-        op.Handler = &Escape;
+        table.Add(lowered);
+
+        // FSTENV/FLDENV/FSAVE/FRSTOR images have 16-bit layouts (14 and 94 bytes) with a 16-bit operand size.
+        int bytes = i.MemorySize.GetSize();
+        op.Size2 = (byte)(bytes is 14 or 94 ? 2 : 4);
+        op.Handler = lowered.Operation == X87Operation.Wait ? &Wait : &Escape;
         return true;
-    }
-
-    /// <summary>The x87 instructions: escape opcodes D8-DF (all named F...), and FXSAVE/FXRSTOR (0F AE /0, /1).</summary>
-    private static bool IsX87(in Instruction i)
-    {
-        if (i.Encoding != EncodingKind.Legacy || i.Mnemonic is Mnemonic.Femms)
-        {
-            return false;
-        }
-
-        string name = i.Mnemonic.ToString();
-        return name.Length > 1 && name[0] == 'F';
     }
 
     public static void Escape(X86Cpu c, ref MicroOp op)
@@ -53,6 +47,6 @@ internal static class FpuOps
             return;
         }
 
-        c.ExecuteX87Wait();
+        c.ExecuteX87(ref op);
     }
 }
