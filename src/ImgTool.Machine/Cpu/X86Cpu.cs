@@ -60,6 +60,8 @@ internal sealed unsafe partial class X86Cpu
     internal bool EndBlock;
 
     private CpuExit? _exit;
+    private bool _userSeen;
+    private static readonly bool DebugTraceUser = Environment.GetEnvironmentVariable("IMGTOOL_TRACE_USER") == "1";
 
     public X86Cpu(PhysicalMemory memory, IIoBus io)
     {
@@ -164,7 +166,12 @@ internal sealed unsafe partial class X86Cpu
                 return CpuExit.Halted;
             }
 
-            if (Trace is null)
+            if (Cpl == 3)
+            {
+                _userSeen = true;
+            }
+
+            if (Trace is null || (DebugTraceUser && !_userSeen))
             {
                 RunBlock(end);
             }
@@ -185,6 +192,8 @@ internal sealed unsafe partial class X86Cpu
     /// <summary>Executes the decoded block at CS:EIP (or one instruction where a block cannot be used).</summary>
     private void RunBlock(long end)
     {
+        // A fetch fault restarts at the instruction being fetched.
+        StartEip = Eip;
         var block = _code.Lookup();
         if (block is null)
         {
