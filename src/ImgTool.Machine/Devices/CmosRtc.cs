@@ -123,7 +123,8 @@ internal sealed class CmosRtc : IPortDevice, ITimedDevice
         switch (_index)
         {
             case Seconds or Minutes or Hours or DayOfWeek or DayOfMonth or Month or Year or Century:
-                return TimeRegister(_index, CurrentTime(now));
+                // Under SET the registers hold what the guest wrote; the clock resumes from them.
+                return TimeRegister(_index, _pendingFields is { } fields ? FromFields(fields) : CurrentTime(now));
             case RegisterA:
                 return (uint)(_ram[RegisterA] | (UpdateInProgress(now) ? AUpdateInProgress : 0));
             case RegisterC:
