@@ -43,8 +43,9 @@ internal sealed record MachineRunResult(
 /// An i440FX/PIIX3 PC wired in one place: RAM, the BIOS ROM at the top of 4 GiB with its last
 /// 128 KiB aliased at 0xE0000 behind the PAM registers, the PIC pair with the ELCR, PIT and port
 /// 0x61, RTC, COM1, the i8042 and port 0x92 (A20, reset), POST port 0x80, APM ports, the debug port
-/// 0x402, fw_cfg, the PCI host with the PIIX3 ISA bridge (PIRQ routing) and its reset register 0xCF9. Time is virtual: 10 ns per retired
-/// instruction plus whatever HLT skipped, so the same image takes the same path every run.
+/// 0x402, fw_cfg, the PCI host with the PIIX3 ISA bridge (PIRQ routing) and its reset register 0xCF9.
+/// Time is virtual: 10 ns per retired instruction plus whatever HLT skipped (to the next deadline of
+/// the PIT, the RTC or the UART), so the same image takes the same path every run.
 /// </summary>
 internal sealed class PcMachine
 {
@@ -61,7 +62,7 @@ internal sealed class PcMachine
     private const int IsaBridgeSlot = 1, VirtioSlot = 2, IntA = 1;
 
     private const uint FirmwareAliasBase = 0xE0000, FirmwareAliasBytes = 0x20000;
-    private const int E820EntryBytes = 20, E820TypeOffset = 16;
+    private const int E820EntryBytes = 20, E820LengthOffset = 8, E820TypeOffset = 16; // base (u64), length (u64), type (u32)
     private const uint E820Ram = 1;
 
     private readonly X86Cpu _cpu;
@@ -133,7 +134,7 @@ internal sealed class PcMachine
         var fwCfg = new FwCfg(options.RamSizeBytes);
         var e820 = new byte[E820EntryBytes];
         BinaryPrimitives.WriteUInt64LittleEndian(e820, 0);
-        BinaryPrimitives.WriteUInt64LittleEndian(e820.AsSpan(8), options.RamSizeBytes);
+        BinaryPrimitives.WriteUInt64LittleEndian(e820.AsSpan(E820LengthOffset), options.RamSizeBytes);
         BinaryPrimitives.WriteUInt32LittleEndian(e820.AsSpan(E820TypeOffset), E820Ram);
         fwCfg.AddFile("etc/e820", e820);
         fwCfg.AddFile("etc/sercon-port", [Com1Port & 0xFF, Com1Port >> 8]);

@@ -118,12 +118,10 @@ internal sealed class Pic8259 : IPortDevice
             return -1;
         }
 
+        // An edge request is consumed by INTA; a level request stays while its line is high, so it
+        // requests again after the EOI unless the device quieted it.
         int bit = 1 << line;
-        if (!IsLevel(bit))
-        {
-            Irr &= ~bit;
-        }
-        else if ((_lines & bit) == 0)
+        if (!IsLevel(bit) || (_lines & bit) == 0)
         {
             Irr &= ~bit;
         }
