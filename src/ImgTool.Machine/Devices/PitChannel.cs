@@ -14,8 +14,9 @@ internal enum PitAccess
 /// One counter of the Intel 8254 (datasheet 23124406, "Modes" and "Read Operations"), computed from
 /// the input clock's tick count rather than stepped: elapsed ticks since the count was loaded (or the
 /// gate triggered) give the count, OUT and the number of OUT rising edges, so any read at any virtual
-/// time is exact and costs the same. Deviation: a new count written in mode 2 or 3 while counting
-/// restarts the period at once instead of at the end of the current one.
+/// time is exact and costs the same. A new count written in mode 2 or 3 while counting takes effect
+/// at the end of the current period (the datasheet has mode 3 switch at the end of the half-cycle;
+/// the period end is close enough for a count Linux and the BIOS always precede with a control word).
 /// </summary>
 internal sealed class PitChannel
 {
@@ -41,6 +42,10 @@ internal sealed class PitChannel
     private bool _running;
     private long _period = BinaryModulus;
     private long _edgesSignalled;
+
+    // Modes 2 and 3: a count written while counting waits for the end of the current period.
+    private long _pendingPeriod;
+    private long _pendingAtElapsed = -1;
 
     private int? _latchedCount;
     private bool _latchedLowDone;
@@ -77,6 +82,7 @@ internal sealed class PitChannel
         _running = false;
         _triggered = false;
         _elapsedAtAnchor = 0;
+        _pendingAtElapsed = -1;
         _nullCount = true;
         _writeLowDone = false;
         _readLowDone = false;
@@ -87,6 +93,7 @@ internal sealed class PitChannel
     /// <summary>Counter latch command, or the COUNT part of read-back: the first latch holds until it is read.</summary>
     public void LatchCount(long now)
     {
+        ApplyPendingReload(now);
         if (_latchedCount is null)
         {
             _latchedCount = Count(now);
@@ -95,12 +102,16 @@ internal sealed class PitChannel
     }
 
     /// <summary>The STATUS part of read-back: OUT, null count and the programmed mode, held until read.</summary>
-    public void LatchStatus(long now) =>
+    public void LatchStatus(long now)
+    {
+        ApplyPendingReload(now);
         _latchedStatus ??= (byte)((Output(now) ? StatusOutput : 0) | (NullCount(now) ? StatusNullCount : 0) |
             ((int)Access << StatusAccessShift) | (Mode << StatusModeShift) | (Bcd ? 1 : 0));
+    }
 
     public byte Read(long now)
     {
+        ApplyPendingReload(now);
         if (_latchedStatus is { } status)
         {
             _latchedStatus = null;
@@ -136,6 +147,7 @@ internal sealed class PitChannel
 
     public void Write(byte value, long now)
     {
+        ApplyPendingReload(now);
         switch (Access)
         {
             case PitAccess.LowByte:
@@ -173,6 +185,7 @@ internal sealed class PitChannel
     /// <summary>The GATE input (tied high for counters 0 and 1 on a PC; port 0x61 bit 0 for counter 2).</summary>
     public void SetGate(bool level, long now)
     {
+        ApplyPendingReload(now);
         bool rising = level && !_gate;
         Freeze(now);
         _gate = level;
@@ -210,6 +223,7 @@ internal sealed class PitChannel
     /// <summary>OUT at tick <paramref name="now"/> (datasheet, "Mode 0" to "Mode 5" waveforms).</summary>
     public bool Output(long now)
     {
+        ApplyPendingReload(now);
         if (!_countWritten)
         {
             return Mode != 0;
@@ -230,6 +244,7 @@ internal sealed class PitChannel
     /// <summary>OUT rising edges since the count was loaded that <see cref="TakeNewEdges"/> has not reported.</summary>
     public bool TakeNewEdges(long now)
     {
+        ApplyPendingReload(now);
         long edges = Edges(Elapsed(now));
         if (edges <= _edgesSignalled)
         {
@@ -243,6 +258,7 @@ internal sealed class PitChannel
     /// <summary>The tick of the next OUT rising edge, or long.MaxValue when none will come without the guest acting.</summary>
     public long NextEdgeTick(long now)
     {
+        ApplyPendingReload(now);
         if (!_running)
         {
             return long.MaxValue;
@@ -309,6 +325,16 @@ internal sealed class PitChannel
 
     private void Load(long now)
     {
+        if (Mode is 2 or 3 && _countWritten && _running)
+        {
+            // Counting goes on with the old count until the period ends (datasheet, modes 2 and 3).
+            _nullCount = true;
+            _loadTick = now;
+            _pendingPeriod = PeriodOf(_reload);
+            _pendingAtElapsed = ((Elapsed(now) / _period) + 1) * _period;
+            return;
+        }
+
         _countWritten = true;
         _nullCount = true;
         _loadTick = now;
@@ -321,8 +347,25 @@ internal sealed class PitChannel
         _running = _gate;
     }
 
+    /// <summary>Switches to a deferred count once counting has reached the end of the period it was written in.</summary>
+    private void ApplyPendingReload(long now)
+    {
+        if (_pendingAtElapsed < 0 || !_running || Elapsed(now) < _pendingAtElapsed)
+        {
+            return;
+        }
+
+        long switchTick = _anchorTick + (_pendingAtElapsed - _elapsedAtAnchor);
+        _edgesSignalled -= Edges(_pendingAtElapsed); // edges of the old count stay reported, the new count's are new
+        _period = _pendingPeriod;
+        _anchorTick = switchTick;
+        _elapsedAtAnchor = 0;
+        _pendingAtElapsed = -1;
+    }
+
     private void Restart(long now)
     {
+        _pendingAtElapsed = -1;
         _period = PeriodOf(_reload);
         _anchorTick = now;
         _elapsedAtAnchor = 0;

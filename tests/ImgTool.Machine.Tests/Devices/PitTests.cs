@@ -136,6 +136,27 @@ public sealed class PitTests
     }
 
     [Fact]
+    public void A_new_mode_2_count_written_while_counting_takes_effect_at_the_end_of_the_period()
+    {
+        Out(Control, 0x34);
+        Out(Counter0, 100);
+        Out(Counter0, 0);
+        AdvanceTicks(30.5);
+        Out(Counter0, 50);
+        Out(Counter0, 0);
+        Assert.Equal(70, In(Counter0) | (In(Counter0) << 8)); // the old period goes on
+        AdvanceTicks(70);
+        _pit.Update();
+        Assert.Equal(1, _irq0Edges);
+        AdvanceTicks(20);
+        Assert.Equal(30, In(Counter0) | (In(Counter0) << 8)); // now counting the new count
+        Assert.InRange(_pit.NextDeadlineNs, _clock.NowNs + (29 * NsPerTick), _clock.NowNs + (31 * NsPerTick));
+        AdvanceTicks(30);
+        _pit.Update();
+        Assert.Equal(2, _irq0Edges);
+    }
+
+    [Fact]
     public void Mode_0_one_shot_rewritten_without_a_control_word_restarts_as_linux_pit_next_event_does()
     {
         Out(Control, 0x30); // counter 0, LSB/MSB, mode 0
