@@ -82,8 +82,21 @@ internal sealed class Uart16550 : IPortDevice, ITimedDevice
 
     private bool Loopback => (_mcr & McrLoop) != 0;
 
-    /// <summary>When a FIFO below its trigger level raises the character timeout (4 character times after the last activity).</summary>
-    public long NextDeadlineNs =>
+    /// <summary>
+    /// When a FIFO below its trigger level raises the character timeout (4 character times after the
+    /// last activity); once that time has passed the indication stands until the guest reads, so
+    /// there is no further deadline (a HLT must not wait on one that never moves).
+    /// </summary>
+    public long NextDeadlineNs
+    {
+        get
+        {
+            long deadline = TimeoutDeadlineNs;
+            return deadline > _nowNs() ? deadline : long.MaxValue;
+        }
+    }
+
+    private long TimeoutDeadlineNs =>
         TimeoutArmed ? _lastReceiveActivityNs + (TimeoutCharacters * CharacterNs) : long.MaxValue;
 
     public void Update() => UpdateIrq();
@@ -309,7 +322,7 @@ internal sealed class Uart16550 : IPortDevice, ITimedDevice
             return IirReceivedData;
         }
 
-        if (TimeoutArmed && _nowNs() >= NextDeadlineNs)
+        if (TimeoutArmed && _nowNs() >= TimeoutDeadlineNs)
         {
             return IirCharacterTimeout;
         }

@@ -238,6 +238,7 @@ public sealed class UartTests
         Assert.Equal(Uart16550.IirFifosEnabled | Uart16550.IirNoInterrupt, In(Iir));
         _clock.Advance(1);
         Assert.Equal(Uart16550.IirFifosEnabled | Uart16550.IirCharacterTimeout, In(Iir));
+        Assert.Equal(long.MaxValue, Uart.NextDeadlineNs); // raised: nothing more to wait for
         Assert.Equal(0x5A, In(Rx));
         Assert.Equal(Uart16550.IirFifosEnabled | Uart16550.IirNoInterrupt, In(Iir));
     }
