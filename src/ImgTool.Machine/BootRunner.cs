@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using ImgTool.Block.Devices;
+using ImgTool.Machine.Bus;
 using ImgTool.Machine.Devices;
 using ImgTool.Machine.Tracing;
 

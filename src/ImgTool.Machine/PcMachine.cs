@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
+using ImgTool.Machine.Bus;
 using ImgTool.Machine.Cpu;
 using ImgTool.Machine.Devices;
 using ImgTool.Machine.Memory;
@@ -21,35 +22,58 @@ internal enum MachineOutcome
     Matched,
     InstructionBudget,
     WallTimeout,
+
+    /// <summary>HLT with IF clear: the end of Linux's halt ("reboot: System halted") and of its power-off without ACPI ("reboot: Power down").</summary>
     HaltedInterruptsOff,
 
     /// <summary>HLT with interrupts on, but the timer is stopped or masked and nothing is pending.</summary>
     HaltedNothingToWake,
     TripleFault,
     Unimplemented,
+
+    /// <summary>The guest asked for a reset; <see cref="MachineRunResult.Reset"/> says through which path.</summary>
     ResetRequested,
 }
 
-internal sealed record MachineRunResult(MachineOutcome Outcome, string Diagnosis, long Instructions, double VirtualSeconds, double WallSeconds);
+/// <param name="Reset">For <see cref="MachineOutcome.ResetRequested"/>, the reset path the guest took.</param>
+internal sealed record MachineRunResult(
+    MachineOutcome Outcome, string Diagnosis, long Instructions, double VirtualSeconds, double WallSeconds, ResetSource? Reset = null);
 
 /// <summary>
 /// An i440FX/PIIX3 PC wired in one place: RAM, the BIOS ROM at the top of 4 GiB with its last
-/// 128 KiB aliased at 0xE0000 behind the PAM registers, the PIC pair, PIT, RTC, COM1, port 0x92,
-/// the i8042, the debug port 0x402, fw_cfg and the PCI host. Time is virtual: 10 ns per retired
-/// instruction plus whatever HLT skipped, so the same image takes the same path every run.
+/// 128 KiB aliased at 0xE0000 behind the PAM registers, the PIC pair with the ELCR, PIT and port
+/// 0x61, RTC, COM1, the i8042 and port 0x92 (A20, reset), POST port 0x80, APM ports, the debug port
+/// 0x402, fw_cfg, the PCI host with the PIIX3 ISA bridge (PIRQ routing) and its reset register 0xCF9.
+/// Time is virtual: 10 ns per retired instruction plus whatever HLT skipped (to the next deadline of
+/// the PIT, the RTC or the UART), so the same image takes the same path every run.
 /// </summary>
 internal sealed class PcMachine
 {
     public const long NsPerInstruction = 10;
-    private const int Com1Port = 0x3F8, Com1Irq = 4;
     private const long SliceInstructions = 20_000;
+    private const string LinuxPowerOffMessage = "reboot: Power down", LinuxHaltMessage = "reboot: System halted";
+
+    // The PC/AT's ISA map (IBM PC/AT technical reference; PIIX3 datasheet 4.1, "I/O Registers").
+    private const ushort PicMasterPort = 0x20, PicSlavePort = 0xA0, ElcrPort = 0x4D0, PitPort = 0x40, PortB = 0x61,
+        RtcPort = 0x70, Com1Port = 0x3F8, PortA = 0x92, PostCodePortNumber = 0x80, DebugConsolePort = 0x402,
+        PciConfigPort = 0xCF8;
+    private const int PicPortCount = 2, PciConfigPortCount = 8, OnePort = 1;
+    private const int TimerIrq = 0, KeyboardIrq = 1, Com1Irq = 4, RtcIrq = 8, AuxIrq = 12;
+    private const int IsaBridgeSlot = 1, VirtioSlot = 2, IntA = 1;
+
+    private const uint FirmwareAliasBase = 0xE0000, FirmwareAliasBytes = 0x20000;
+    private const int E820EntryBytes = 20, E820LengthOffset = 8, E820TypeOffset = 16; // base (u64), length (u64), type (u32)
+    private const uint E820Ram = 1;
 
     private readonly X86Cpu _cpu;
-    private readonly Pic8259 _pic;
+    private readonly Pic8259Pair _pic;
     private readonly Pit8254 _pit;
-    private readonly SystemPorts _system;
+    private readonly CmosRtc _rtc;
+    private readonly Uart16550 _com1;
+    private readonly DebugConsole _debugConsole = new();
     private readonly IoBus _io;
-    private bool _resetRequested;
+    private readonly (ITimedDevice Device, int Irq)[] _timedDevices;
+    private ResetSource? _resetRequested;
 
     public PcMachine(MachineOptions options)
     {
@@ -77,74 +101,55 @@ internal sealed class PcMachine
         var firmware = options.Firmware;
         uint firmwareBytes = (uint)firmware.Length;
         Memory.AddRegion(0u - firmwareBytes, firmwareBytes, new RomRegion(firmware, 0));
-        Memory.AddRegion(0xE0000, 0x20000, new RomRegion(firmware, firmware.Length - 0x20000));
+        Memory.AddRegion(FirmwareAliasBase, FirmwareAliasBytes, new RomRegion(firmware, firmware.Length - (int)FirmwareAliasBytes));
 
-        _pic = new Pic8259();
+        _pic = new Pic8259Pair();
         _cpu.Interrupts = _pic;
-        _io.Map(0x20, 2, _pic);
-        _io.Map(0xA0, 2, _pic);
-        _io.Map(0x4D0, 2, _pic);
+        _io.Map(PicMasterPort, PicPortCount, _pic.Master);
+        _io.Map(PicSlavePort, PicPortCount, _pic.Slave);
 
-        _pit = new Pit8254(() => NowNs, level => _pic.SetIrq(0, level));
-        _io.Map(0x40, 4, _pit);
-        _io.Map(0x61, 1, _pit);
+        _pit = new Pit8254(() => NowNs, level => _pic.SetIrq(TimerIrq, level));
+        _io.Map(PitPort, Pit8254.PortCount, _pit);
+        _io.Map(PortB, OnePort, new SystemControlPortB(_pit, () => NowNs));
 
-        _io.Map(0x70, 2, new CmosRtc(() => NowNs, options.RamSizeBytes));
+        _rtc = new CmosRtc(() => NowNs, options.RamSizeBytes, level => _pic.SetIrq(RtcIrq, level));
+        _io.Map(RtcPort, CmosRtc.PortCount, _rtc);
 
         Serial = new SerialCapture();
-        _io.Map(Com1Port, 8, new Uart16550(Com1Port, Serial.Write, level => _pic.SetIrq(Com1Irq, level)));
+        _com1 = new Uart16550(Serial.Write, level => _pic.SetIrq(Com1Irq, level), () => NowNs);
+        _io.Map(Com1Port, Uart16550.PortCount, _com1);
+        _timedDevices = [(_pit, TimerIrq), (_rtc, RtcIrq), (_com1, Com1Irq)];
 
-        _system = new SystemPorts(Memory, () => _resetRequested = true);
-        _io.Map(0x60, 1, _system);
-        _io.Map(0x64, 1, _system);
-        _io.Map(0x92, 1, _system);
-        _io.Map(0x80, 1, _system);
-        _io.Map(0x402, 1, _system);
+        var a20 = new A20Gate(Memory);
+        Keyboard = new I8042(a20, RequestReset, level => _pic.SetIrq(KeyboardIrq, level), level => _pic.SetIrq(AuxIrq, level));
+        _io.Map(I8042.DataPort, OnePort, Keyboard.At(I8042.DataPort));
+        _io.Map(I8042.CommandPort, OnePort, Keyboard.At(I8042.CommandPort));
+        _io.Map(PortA, OnePort, new SystemControlPortA(a20, RequestReset));
+        _io.Map(PostCodePortNumber, OnePort, PostCodes);
+        _io.Map(DebugConsolePort, OnePort, _debugConsole);
+        _io.Map(ApmPorts.FirstPort, ApmPorts.PortCount, new ApmPorts());
 
         var fwCfg = new FwCfg(options.RamSizeBytes);
-        var e820 = new byte[20];
+        var e820 = new byte[E820EntryBytes];
         BinaryPrimitives.WriteUInt64LittleEndian(e820, 0);
-        BinaryPrimitives.WriteUInt64LittleEndian(e820.AsSpan(8), options.RamSizeBytes);
-        BinaryPrimitives.WriteUInt32LittleEndian(e820.AsSpan(16), 1); // E820_RAM
+        BinaryPrimitives.WriteUInt64LittleEndian(e820.AsSpan(E820LengthOffset), options.RamSizeBytes);
+        BinaryPrimitives.WriteUInt32LittleEndian(e820.AsSpan(E820TypeOffset), E820Ram);
         fwCfg.AddFile("etc/e820", e820);
         fwCfg.AddFile("etc/sercon-port", [Com1Port & 0xFF, Com1Port >> 8]);
-        _io.Map(0x510, 2, fwCfg);
+        _io.Map(FwCfg.SelectorPort, FwCfg.PortCount, fwCfg);
 
         Pci = new PciHost();
         Pci.Add(0, 0, new I440fxHostBridge(Memory, () => { }));
-        var isa = new PciFunction(0x8086, 0x7000, 0x060100, 0x00, 0x1AF4, 0x1100);
-        isa.Config[PciFunction.HeaderType] = 0x80; // multi-function (IDE and USB would follow)
-        for (int pirq = 0; pirq < 4; pirq++)
-        {
-            isa.Config[0x60 + pirq] = 0x80; // PIRQ routing disabled until the BIOS programs it
-        }
-
-        Pci.Add(1, 0, isa);
-        _io.Map(0xCF8, 8, Pci);
+        Isa = new Piix3IsaBridge(_pic);
+        Pci.Add(IsaBridgeSlot, 0, Isa);
+        _io.Map(ElcrPort, Elcr.PortCount, Isa.Elcr);
+        _io.Map(PciConfigPort, PciConfigPortCount, Pci);
+        _io.Map(ResetControlRegister.Port, OnePort, new ResetControlRegister(RequestReset)); // a byte port inside 0xCF8's dword
 
         if (options.Disk is { } disk)
         {
-            // Slot 2 INTA# goes to PIRQ[(slot + pin - 1) mod 4] (the PIIX swizzle SeaBIOS and QEMU use),
-            // which the BIOS routes to an ISA IRQ through PIIX3 registers 0x60-0x63 (bit 7 = disabled).
-            const int slot = 2;
-            int pirqRegister = 0x60 + ((slot + 1 - 1) & 3);
-            int routedIrq = -1;
-            Disk = new VirtioBlkPci(Memory, _io, disk, level =>
-            {
-                int route = isa.Config[pirqRegister];
-                int irq = (route & 0x80) != 0 ? -1 : route & 0x0F;
-                if (routedIrq >= 0 && routedIrq != irq)
-                {
-                    _pic.SetIrq(routedIrq, false);
-                }
-
-                routedIrq = irq;
-                if (irq >= 0)
-                {
-                    _pic.SetIrq(irq, level);
-                }
-            });
-            Pci.Add(slot, 0, Disk);
+            Disk = new VirtioBlkPci(Memory, _io, disk, Isa.IntxLine(VirtioSlot, IntA));
+            Pci.Add(VirtioSlot, 0, Disk);
         }
     }
 
@@ -158,11 +163,17 @@ internal sealed class PcMachine
 
     public IoBus Io => _io;
 
-    public Pic8259 Pic => _pic;
+    public Pic8259Pair Pic => _pic;
+
+    public Piix3IsaBridge Isa { get; }
+
+    public I8042 Keyboard { get; }
+
+    public PostCodePort PostCodes { get; } = new();
 
     public SerialCapture Serial { get; }
 
-    public string DebugLog => _system.DebugLog;
+    public string DebugLog => _debugConsole.Log;
 
     public long IdleNs { get; private set; }
 
@@ -204,14 +215,14 @@ internal sealed class PcMachine
             }
 
             long slice = Math.Min(SliceInstructions, maxInstructions - _cpu.Instructions);
-            long deadline = _pit.NextDeadlineNs;
+            long deadline = NextDeadlineNs(wakingOnly: false);
             if (deadline != long.MaxValue)
             {
                 slice = Math.Clamp((deadline - NowNs) / NsPerInstruction + 1, 1, slice);
             }
 
             var exit = _cpu.Run(slice);
-            _pit.Update();
+            UpdateTimedDevices();
 
             // Output written just before the guest stops still counts.
             if (Serial.Length != checkedLength)
@@ -223,9 +234,11 @@ internal sealed class PcMachine
                 }
             }
 
-            if (_resetRequested)
+            if (_resetRequested is { } reset)
             {
-                return Result(MachineOutcome.ResetRequested, $"the guest requested a system reset (next instruction at {_cpu.S[X86Cpu.CS].Selector:X4}:{_cpu.Eip:X8})", wall);
+                return Result(MachineOutcome.ResetRequested,
+                    $"the guest requested a system reset through {ResetSources.Describe(reset)} (next instruction at {_cpu.S[X86Cpu.CS].Selector:X4}:{_cpu.Eip:X8})",
+                    wall, reset);
             }
 
             switch (exit)
@@ -234,27 +247,26 @@ internal sealed class PcMachine
                     // Only an NMI (not emulated) wakes a CPU halted with IF clear, whatever the PIC holds.
                     if ((_cpu.Eflags & X86Cpu.IF) == 0)
                     {
-                        return Result(MachineOutcome.HaltedInterruptsOff,
-                            $"guest halted with interrupts off at {_cpu.S[X86Cpu.CS].Selector:X4}:{_cpu.Eip:X8}", wall);
+                        return Result(MachineOutcome.HaltedInterruptsOff, HaltedInterruptsOffDiagnosis(), wall);
                     }
 
-                    // HLT: skip virtual time to the next timer deadline. Devices raise their interrupts
-                    // only in answer to the CPU's port writes, so the timer is the only thing that can
-                    // wake a halted CPU with nothing pending.
-                    long next = _pit.NextDeadlineNs;
-                    if (!_pic.Pending && (next == long.MaxValue || _pic.IsMasked(0)))
+                    // HLT: skip virtual time to the next device deadline whose IRQ can reach the CPU.
+                    // Devices otherwise raise their interrupts only in answer to the CPU's port writes,
+                    // so with nothing pending and no such deadline nothing can wake the CPU.
+                    long next = NextDeadlineNs(wakingOnly: true);
+                    if (!_pic.Pending && next == long.MaxValue)
                     {
-                        string why = next == long.MaxValue ? "the timer (PIT channel 0) is not running" : "the timer's IRQ 0 is masked at the PIC";
+                        string why = _pit.NextDeadlineNs == long.MaxValue ? "the timer (PIT channel 0) is not running" : "the timer's IRQ 0 is masked at the PIC";
                         return Result(MachineOutcome.HaltedNothingToWake,
                             $"guest halted at {_cpu.S[X86Cpu.CS].Selector:X4}:{_cpu.Eip:X8} with interrupts on, but {why} and no interrupt is pending: nothing can wake it", wall);
                     }
 
-                    if (next != long.MaxValue && next > NowNs)
+                    if (!_pic.Pending && next > NowNs)
                     {
                         IdleNs += next - NowNs;
                     }
 
-                    _pit.Update();
+                    UpdateTimedDevices();
                     break;
                 case CpuExit.TripleFault:
                     return Result(MachineOutcome.TripleFault, _cpu.Diagnosis, wall);
@@ -265,11 +277,57 @@ internal sealed class PcMachine
         }
     }
 
+    private void RequestReset(ResetSource source) => _resetRequested ??= source;
+
+    /// <summary>The earliest device deadline; with <paramref name="wakingOnly"/>, only of devices whose IRQ is unmasked.</summary>
+    private long NextDeadlineNs(bool wakingOnly)
+    {
+        long next = long.MaxValue;
+        foreach (var (device, irq) in _timedDevices)
+        {
+            if (!wakingOnly || !_pic.IsMasked(irq))
+            {
+                next = Math.Min(next, device.NextDeadlineNs);
+            }
+        }
+
+        return next;
+    }
+
+    private void UpdateTimedDevices()
+    {
+        foreach (var (device, _) in _timedDevices)
+        {
+            device.Update();
+        }
+    }
+
+    /// <summary>
+    /// HLT with IF clear ends a run for good. Linux ends its halt and its power-off without ACPI this way
+    /// right after printing "reboot: System halted" or "reboot: Power down" (kernel/reboot.c), which
+    /// the diagnosis then names, so a deliberate stop reads differently from a hang.
+    /// </summary>
+    private string HaltedInterruptsOffDiagnosis()
+    {
+        string where = $"guest halted with interrupts off at {_cpu.S[X86Cpu.CS].Selector:X4}:{_cpu.Eip:X8}";
+        if (Serial.LastLineContains(LinuxPowerOffMessage))
+        {
+            return $"{where}: the guest powered off (Linux printed \"{LinuxPowerOffMessage}\"; without ACPI its power-off halts)";
+        }
+
+        if (Serial.LastLineContains(LinuxHaltMessage))
+        {
+            return $"{where}: the guest halted (Linux printed \"{LinuxHaltMessage}\")";
+        }
+
+        return where;
+    }
+
     /// <summary>"at CS:EIP", and whether the CPU was halted there, for a run cut short by a limit.</summary>
     private string WhereTheGuestIs() =>
         $"with the guest at {_cpu.S[X86Cpu.CS].Selector:X4}:{_cpu.Eip:X8}" +
         (_cpu.Halted ? " (halted, waiting for an interrupt)" : "");
 
-    private MachineRunResult Result(MachineOutcome outcome, string diagnosis, Stopwatch wall) =>
-        new(outcome, diagnosis, _cpu.Instructions, NowNs / 1e9, wall.Elapsed.TotalSeconds);
+    private MachineRunResult Result(MachineOutcome outcome, string diagnosis, Stopwatch wall, ResetSource? reset = null) =>
+        new(outcome, diagnosis, _cpu.Instructions, NowNs / 1e9, wall.Elapsed.TotalSeconds, reset);
 }

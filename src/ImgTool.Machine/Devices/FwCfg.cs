@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using ImgTool.Machine.Bus;
 
 namespace ImgTool.Machine.Devices;
 
@@ -11,6 +12,10 @@ namespace ImgTool.Machine.Devices;
 /// </summary>
 internal sealed class FwCfg : IPortDevice
 {
+    public const ushort SelectorPort = 0x510;
+    public const int PortCount = 2;
+    private const ushort SelectorOffset = 0, DataOffset = 1;
+
     private const ushort SignatureKey = 0x0000, IdKey = 0x0001, RamSizeKey = 0x0003, CpuCountKey = 0x0005,
         MaxCpusKey = 0x000F, FileDirectoryKey = 0x0019, FirstFileKey = 0x0020;
 
@@ -58,9 +63,9 @@ internal sealed class FwCfg : IPortDevice
         _items[FileDirectoryKey] = directory;
     }
 
-    public uint Read(ushort port, int sizeBytes)
+    public uint Read(ushort offset, int sizeBytes)
     {
-        if (port != 0x511)
+        if (offset != DataOffset)
         {
             return 0;
         }
@@ -74,9 +79,9 @@ internal sealed class FwCfg : IPortDevice
         return value;
     }
 
-    public void Write(ushort port, int sizeBytes, uint value)
+    public void Write(ushort offset, int sizeBytes, uint value)
     {
-        if (port == 0x510)
+        if (offset == SelectorOffset)
         {
             _current = _items.GetValueOrDefault((ushort)value) ?? [];
             _position = 0;

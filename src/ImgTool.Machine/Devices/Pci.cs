@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using ImgTool.Machine.Bus;
 using ImgTool.Machine.Memory;
 
 namespace ImgTool.Machine.Devices;
@@ -63,11 +64,14 @@ internal sealed class PciHost : IPortDevice
 
     public void Add(int device, int function, PciFunction pci) => _functions[(device << 3) | function] = pci;
 
+    // Offsets within the 0xCF8-0xCFF range: the address register, then the data window.
+    private const ushort AddressOffset = 0, DataOffset = 4;
+
     public uint Read(ushort port, int sizeBytes)
     {
-        if (port is >= 0xCF8 and < 0xCFC)
+        if (port is >= AddressOffset and < DataOffset)
         {
-            return _address >> (8 * (port - 0xCF8));
+            return _address >> (8 * (port - AddressOffset));
         }
 
         var target = Target(out int offset);
@@ -76,23 +80,23 @@ internal sealed class PciHost : IPortDevice
             return sizeBytes == 1 ? 0xFFu : sizeBytes == 2 ? 0xFFFFu : 0xFFFFFFFFu;
         }
 
-        return target.ReadConfig(offset + (port - 0xCFC), sizeBytes);
+        return target.ReadConfig(offset + (port - DataOffset), sizeBytes);
     }
 
     public void Write(ushort port, int sizeBytes, uint value)
     {
-        if (port == 0xCF8 && sizeBytes == 4)
+        if (port == AddressOffset && sizeBytes == 4)
         {
             _address = value;
             return;
         }
 
-        if (port is >= 0xCF8 and < 0xCFC)
+        if (port is >= AddressOffset and < DataOffset)
         {
             return;
         }
 
-        Target(out int offset)?.WriteConfig(offset + (port - 0xCFC), sizeBytes, value);
+        Target(out int offset)?.WriteConfig(offset + (port - DataOffset), sizeBytes, value);
     }
 
     private PciFunction? Target(out int offset)

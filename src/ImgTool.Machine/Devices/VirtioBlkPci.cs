@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using ImgTool.Block.Devices;
+using ImgTool.Machine.Bus;
 using ImgTool.Machine.Memory;
 
 namespace ImgTool.Machine.Devices;
@@ -107,7 +108,7 @@ internal sealed class VirtioBlkPci : PciFunction, IPortDevice
 
     public uint Read(ushort port, int sizeBytes)
     {
-        int offset = port - _mappedPort;
+        int offset = port;
         switch (offset)
         {
             case DeviceFeatures: return OfferedFeatures;
@@ -147,7 +148,7 @@ internal sealed class VirtioBlkPci : PciFunction, IPortDevice
 
     public void Write(ushort port, int sizeBytes, uint value)
     {
-        switch (port - _mappedPort)
+        switch (port)
         {
             case GuestFeatures: _guestFeatures = value & OfferedFeatures; break;
             case QueueAddress:

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using ImgTool.Machine.Cpu;
-using ImgTool.Machine.Devices;
+using ImgTool.Machine.Bus;
 using ImgTool.Machine.Memory;
 using Xunit.Abstractions;
 

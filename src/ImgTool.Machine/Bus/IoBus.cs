@@ -1,15 +1,7 @@
 using ImgTool.Machine.Cpu;
 using ImgTool.Machine.Tracing;
 
-namespace ImgTool.Machine.Devices;
-
-/// <summary>A device's port handlers; offsets are relative to the first port it was mapped at.</summary>
-internal interface IPortDevice
-{
-    uint Read(ushort port, int sizeBytes);
-
-    void Write(ushort port, int sizeBytes, uint value);
-}
+namespace ImgTool.Machine.Bus;
 
 /// <summary>
 /// The ISA/PCI I/O space: 64 Ki ports, each mapped to at most one device. Reads of unmapped ports
@@ -22,7 +14,12 @@ internal sealed class IoBus : IIoBus
     /// <summary>Distinct (port, direction) pairs remembered; a guest sweeping the I/O space cannot grow the table further.</summary>
     public const int MaxUnmappedPortsTracked = 256;
 
-    private readonly IPortDevice?[] _ports = new IPortDevice?[65536];
+    private const int PortCount = 1 << 16;
+
+    private readonly IPortDevice?[] _ports = new IPortDevice?[PortCount];
+
+    /// <summary>For each port, the first port of the range its device was mapped at (handlers get offsets).</summary>
+    private readonly ushort[] _rangeFirst = new ushort[PortCount];
     private readonly Dictionary<int, UnmappedPortAccess> _unmapped = [];
 
     /// <summary>The retired-instruction count, to date accesses; set by the machine once the CPU exists.</summary>
@@ -38,11 +35,19 @@ internal sealed class IoBus : IIoBus
     public IReadOnlyList<UnmappedPortAccess> UnmappedPorts =>
         _unmapped.Values.OrderByDescending(access => access.LastInstruction).ThenBy(access => access.Port).ToArray();
 
+    /// <summary>
+    /// Decodes ports <paramref name="first"/>..first+count-1 to <paramref name="device"/>, which sees
+    /// offsets from <paramref name="first"/>. A later mapping of some of those ports takes them over
+    /// (the PIIX3 claims byte port 0xCF9 inside the PCI configuration address register).
+    /// </summary>
     public void Map(ushort first, int count, IPortDevice device)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(first + count, PortCount);
         for (int i = 0; i < count; i++)
         {
             _ports[first + i] = device;
+            _rangeFirst[first + i] = first;
         }
     }
 
@@ -65,7 +70,7 @@ internal sealed class IoBus : IIoBus
         }
         else
         {
-            value = device.Read(port, sizeBytes);
+            value = device.Read((ushort)(port - _rangeFirst[port]), sizeBytes);
         }
 
         Trace?.PortIn(port, sizeBytes, value, device is null);
@@ -82,7 +87,7 @@ internal sealed class IoBus : IIoBus
             return;
         }
 
-        device.Write(port, sizeBytes, value);
+        device.Write((ushort)(port - _rangeFirst[port]), sizeBytes, value);
     }
 
     private void NoteUnmapped(ushort port, bool write)
