@@ -3,13 +3,16 @@ using System.Diagnostics;
 using ImgTool.Machine.Cpu;
 using ImgTool.Machine.Devices;
 using ImgTool.Machine.Memory;
+using ImgTool.Machine.Pci;
 using ImgTool.Machine.Tracing;
+using ImgTool.Machine.Virtio;
 
 namespace ImgTool.Machine;
 
 /// <summary>What a boot run is given.</summary>
 internal sealed record MachineOptions(
-    byte[] Firmware, uint RamSizeBytes = 256u << 20, ImgTool.Block.Devices.IBlockDevice? Disk = null, ExecutionTrace? Trace = null)
+    byte[] Firmware, uint RamSizeBytes = 256u << 20, ImgTool.Block.Devices.IBlockDevice? Disk = null, ExecutionTrace? Trace = null,
+    VirtioPciMode DiskInterface = VirtioPciMode.Transitional, VirtioBlkOptions? DiskOptions = null)
 {
     public const uint MaxRamSizeBytes = 3u << 30;
 }
@@ -131,7 +134,8 @@ internal sealed class PcMachine
             const int slot = 2;
             int pirqRegister = 0x60 + ((slot + 1 - 1) & 3);
             int routedIrq = -1;
-            Disk = new VirtioBlkPci(Memory, _io, disk, level =>
+            Disk = new VirtioBlkPci(Memory, _io, disk, options.DiskInterface, options.DiskOptions);
+            Disk.InterruptRouting = level =>
             {
                 int route = isa.Config[pirqRegister];
                 int irq = (route & 0x80) != 0 ? -1 : route & 0x0F;
@@ -145,7 +149,7 @@ internal sealed class PcMachine
                 {
                     _pic.SetIrq(irq, level);
                 }
-            });
+            };
             Pci.Add(slot, 0, Disk);
         }
     }
