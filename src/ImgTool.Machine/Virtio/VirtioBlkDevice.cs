@@ -5,12 +5,12 @@ using ImgTool.Block.Devices;
 namespace ImgTool.Machine.Virtio;
 
 /// <summary>How a virtio-blk device starts.</summary>
-/// <param name="QueueSize">Entries of its one virtqueue: 128 (what SeaBIOS's legacy driver accepts) or 256 (QEMU's default).</param>
+/// <param name="QueueSize">Entries of its one virtqueue, a power of two up to 256; QEMU's default (since 5.0) is 256, so seg_max is 254.</param>
 /// <param name="WriteCache">The guest-visible volatile write cache (the config's writeback byte) after reset.</param>
 /// <param name="Serial">The GET_ID answer, at most 20 ASCII bytes.</param>
 internal sealed record VirtioBlkOptions(int QueueSize = VirtioBlkOptions.DefaultQueueSize, bool WriteCache = true, string Serial = VirtioBlkOptions.DefaultSerial)
 {
-    public const int DefaultQueueSize = 128;
+    public const int DefaultQueueSize = 256;
     public const string DefaultSerial = "imgtool-boot";
 }
 

@@ -16,10 +16,12 @@ public sealed partial class SeaBiosVirtioBootTests(ITestOutputHelper output)
     private const int SectorsSummed = 63;
 
     [Theory]
-    [InlineData(VirtioPciMode.LegacyOnly, false)]
-    [InlineData(VirtioPciMode.ModernOnly, true)]
-    [InlineData(VirtioPciMode.Transitional, true)]
-    public void SeaBios_reads_the_disk_through_each_interface(VirtioPciMode mode, bool expectModern)
+    [InlineData(VirtioPciMode.LegacyOnly, false, 128)]
+    [InlineData(VirtioPciMode.LegacyOnly, false, 256)]
+    [InlineData(VirtioPciMode.ModernOnly, true, 128)]
+    [InlineData(VirtioPciMode.ModernOnly, true, 256)]
+    [InlineData(VirtioPciMode.Transitional, true, 128)]
+    public void SeaBios_reads_the_disk_through_each_interface(VirtioPciMode mode, bool expectModern, int queueSize)
     {
         byte[] image = new byte[(SectorsSummed + 1) * 512 + (1 << 20)];
         BootSectorTests.Assemble().CopyTo(image, 0);
@@ -30,7 +32,7 @@ public sealed partial class SeaBiosVirtioBootTests(ITestOutputHelper output)
             expected += b;
         }
 
-        var machine = new PcMachine(new MachineOptions(File.ReadAllBytes(SeaBiosPath), 64u << 20, new MemoryDisk(image), DiskInterface: mode));
+        var machine = new PcMachine(new MachineOptions(File.ReadAllBytes(SeaBiosPath), 64u << 20, new MemoryDisk(image), DiskInterface: mode, DiskOptions: new VirtioBlkOptions(QueueSize: queueSize)));
         var result = machine.Run(text => Checksum().IsMatch(text) || text.Contains("FAILED", StringComparison.Ordinal), 300_000_000, TimeSpan.FromSeconds(120));
         output.WriteLine($"{result}; sectors read {machine.Disk!.SectorsRead}");
         output.WriteLine(machine.DebugLog);
