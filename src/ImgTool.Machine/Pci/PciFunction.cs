@@ -49,6 +49,7 @@ internal class PciFunction
     private int _nextCapability = FirstCapabilityOffset;
     private int _lastCapability;
     private bool _interruptLevel;
+    private bool _interruptAsserted;
 
     public PciFunction(ushort vendor, ushort device, uint classCode, byte revision, ushort subsystemVendor, ushort subsystem)
     {
@@ -189,6 +190,13 @@ internal class PciFunction
     {
         // Status bit 3 shows the device's request even while the command register masks it (6.2.3).
         Config[Status] = (byte)(_interruptLevel ? Config[Status] | StatusInterrupt : Config[Status] & ~StatusInterrupt);
-        InterruptRouting?.Invoke(_interruptLevel && (CommandRegister & CommandInterruptDisable) == 0);
+        // The router hears only changes of the pin, as QEMU's pci_irq_handler: a line shared with
+        // another device is not pulled low by a function whose own pin was never asserted.
+        bool asserted = _interruptLevel && (CommandRegister & CommandInterruptDisable) == 0;
+        if (asserted != _interruptAsserted)
+        {
+            _interruptAsserted = asserted;
+            InterruptRouting?.Invoke(asserted);
+        }
     }
 }
