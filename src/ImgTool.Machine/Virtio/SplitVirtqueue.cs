@@ -66,6 +66,9 @@ internal sealed class SplitVirtqueue
     /// <summary>The used-ring index the device last published.</summary>
     public ushort UsedIndex { get; private set; }
 
+    /// <summary>Why the last <see cref="TryPop"/> returned <see cref="VirtqPopResult.Malformed"/>, for a diagnosis.</summary>
+    public string? MalformedReason { get; private set; }
+
     /// <summary>The chain the last successful <see cref="TryPop"/> filled (reused storage).</summary>
     public VirtqChain Chain { get; }
 
@@ -110,9 +113,14 @@ internal sealed class SplitVirtqueue
     /// <summary>Pops the next available chain into <see cref="Chain"/>.</summary>
     public VirtqPopResult TryPop()
     {
-        if (!Enabled || !RingsInRam())
+        if (!Enabled)
         {
-            return Enabled ? VirtqPopResult.Malformed : VirtqPopResult.Empty;
+            return VirtqPopResult.Empty;
+        }
+
+        if (!RingsInRam())
+        {
+            return Malformed("the rings lie outside RAM");
         }
 
         ushort availIndex = _ram.Read16(DriverArea + VirtqLayout.AvailIndex);
@@ -125,7 +133,7 @@ internal sealed class SplitVirtqueue
         if (pending > Size)
         {
             // The driver claims more new entries than the ring holds (QEMU: "Guest moved index").
-            return VirtqPopResult.Malformed;
+            return Malformed("the available index moved by more than the queue size");
         }
 
         ushort head = _ram.Read16(DriverArea + VirtqLayout.AvailRing + (ulong)(VirtqLayout.AvailElementBytes * (LastAvailIndex % Size)));
@@ -136,7 +144,8 @@ internal sealed class SplitVirtqueue
             _ram.Write16(DeviceArea + VirtqLayout.AvailEventOffset(Size), LastAvailIndex);
         }
 
-        return WalkChain(head) ? VirtqPopResult.Chain : VirtqPopResult.Malformed;
+        string? problem = WalkChain(head);
+        return problem is null ? VirtqPopResult.Chain : Malformed(problem);
     }
 
     /// <summary>Returns a chain to the driver with the bytes the device wrote into it (2.6.8).</summary>
@@ -171,13 +180,20 @@ internal sealed class SplitVirtqueue
         return (_ram.Read16(DriverArea + VirtqLayout.AvailFlags) & VirtqLayout.AvailFlagNoInterrupt) == 0;
     }
 
-    private bool WalkChain(ushort head)
+    private VirtqPopResult Malformed(string reason)
+    {
+        MalformedReason = reason;
+        return VirtqPopResult.Malformed;
+    }
+
+    /// <summary>Fills <see cref="Chain"/>; null when the chain is well-formed, else what is wrong with it.</summary>
+    private string? WalkChain(ushort head)
     {
         var chain = Chain;
         chain.Start(head);
         if (head >= Size)
         {
-            return false;
+            return "a chain head beyond the queue size";
         }
 
         ulong table = DescriptorTable;
@@ -189,7 +205,7 @@ internal sealed class SplitVirtqueue
         {
             if (visited >= tableEntries)
             {
-                return false;
+                return "a descriptor chain longer than its table (a loop)";
             }
 
             ulong descriptor = table + (ulong)(VirtqLayout.DescriptorBytes * index);
@@ -206,7 +222,7 @@ internal sealed class SplitVirtqueue
                     length == 0 || length % VirtqLayout.DescriptorBytes != 0 || length / VirtqLayout.DescriptorBytes > (uint)Size ||
                     !_ram.Contains(address, length))
                 {
-                    return false;
+                    return "an invalid indirect descriptor table";
                 }
 
                 table = address;
@@ -217,20 +233,24 @@ internal sealed class SplitVirtqueue
                 continue;
             }
 
-            if (!_ram.Contains(address, length) ||
-                !chain.TryAdd(new VirtqBuffer(address, length, (flags & VirtqLayout.DescriptorFlagWrite) != 0)))
+            if (!_ram.Contains(address, length))
             {
-                return false;
+                return "a buffer outside RAM";
+            }
+
+            if (!chain.TryAdd(new VirtqBuffer(address, length, (flags & VirtqLayout.DescriptorFlagWrite) != 0)))
+            {
+                return "a device-readable buffer after a device-writable one";
             }
 
             if ((flags & VirtqLayout.DescriptorFlagNext) == 0)
             {
-                return true;
+                return null;
             }
 
             if (next >= tableEntries)
             {
-                return false;
+                return "a next index beyond the descriptor table";
             }
 
             index = next;

@@ -120,9 +120,15 @@ internal sealed class VirtioBlkDevice : VirtioDevice
                 break;
             }
 
-            if (popped == VirtqPopResult.Malformed || !TryServe(queue.Chain, out uint writtenBytes))
+            if (popped == VirtqPopResult.Malformed)
             {
-                MarkBroken();
+                MarkBroken(queue.MalformedReason ?? "a malformed descriptor chain");
+                break;
+            }
+
+            if (!TryServe(queue.Chain, out uint writtenBytes))
+            {
+                MarkBroken("a request without its 16-byte header or its status byte");
                 break;
             }
 

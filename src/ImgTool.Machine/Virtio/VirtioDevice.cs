@@ -47,6 +47,9 @@ internal abstract class VirtioDevice
     /// <summary>The driver broke a rule (a malformed chain, a ring outside RAM); queues stay idle until a reset.</summary>
     public bool Broken { get; private set; }
 
+    /// <summary>What the driver did wrong when the device broke, for a diagnosis.</summary>
+    public string? BrokenReason { get; private set; }
+
     /// <summary>The interrupt line's level (INTx# on PCI): high while any ISR bit is set.</summary>
     public Action<bool>? InterruptLevel { get; set; }
 
@@ -118,6 +121,7 @@ internal abstract class VirtioDevice
         NegotiatedFeatures = 0;
         Isr = 0;
         Broken = false;
+        BrokenReason = null;
         foreach (var queue in _queues)
         {
             queue.Reset();
@@ -159,9 +163,10 @@ internal abstract class VirtioDevice
     /// The driver broke the protocol. As QEMU's virtio_error: stop serving queues; a VERSION_1
     /// driver also sees DEVICE_NEEDS_RESET and a configuration interrupt (2.1.2).
     /// </summary>
-    protected void MarkBroken()
+    protected void MarkBroken(string reason)
     {
         Broken = true;
+        BrokenReason = reason;
         if (VirtioFeature.Has(NegotiatedFeatures, VirtioFeature.Version1))
         {
             Status |= VirtioStatus.DeviceNeedsReset;

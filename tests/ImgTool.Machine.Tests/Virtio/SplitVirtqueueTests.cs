@@ -128,6 +128,7 @@ public sealed class SplitVirtqueueTests
         Descriptor(Desc, 1, 0x9000, 16, VirtqLayout.DescriptorFlagNext, next: 0);
         Offer(0);
         Assert.Equal(VirtqPopResult.Malformed, _queue.TryPop());
+        Assert.Contains("loop", _queue.MalformedReason, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -147,6 +148,7 @@ public sealed class SplitVirtqueueTests
         Descriptor(Desc, 0, 0xFFFF_0000, 16, 0);
         Offer(0);
         Assert.Equal(VirtqPopResult.Malformed, _queue.TryPop());
+        Assert.Equal("a buffer outside RAM", _queue.MalformedReason);
         Descriptor(Desc, 1, (1u << 20) - 8, 16, 0); // straddles the end of RAM
         Offer(1);
         Assert.Equal(VirtqPopResult.Malformed, _queue.TryPop());

@@ -217,10 +217,11 @@ public sealed class VirtioBlkPciTests
     {
         var (device, driver) = Start(mode, modern);
         driver.WriteDescriptor(driver.DescriptorTable, 0, new VirtqBuffer(VirtioTestDriver.HeaderBase, 16, false), next: 1);
-        driver.WriteDescriptor(driver.DescriptorTable, 1, new VirtqBuffer(VirtioTestDriver.StatusBase, 1, true), next: 0);
+        driver.WriteDescriptor(driver.DescriptorTable, 1, new VirtqBuffer(VirtioTestDriver.HeaderBase + 16, 16, false), next: 0);
         driver.MakeAvailable(0);
         driver.Notify();
         Assert.True(device.Device.Broken);
+        Assert.Contains("loop", device.Device.BrokenReason, StringComparison.Ordinal);
         Assert.Equal(0, driver.UsedIndex);
         if (modern)
         {
