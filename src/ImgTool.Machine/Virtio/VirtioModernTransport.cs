@@ -29,6 +29,8 @@ internal sealed class VirtioModernTransport(VirtioDevice device) : IPciBarRegist
     public const ushort NoVector = 0xFFFF;
 
     private const int FeatureWordBits = 32;
+    private const uint FeatureWords = 2;
+    private const ulong Low32Mask = 0xFFFF_FFFF;
     private const int HighHalf = 4;
 
     private uint _deviceFeatureSelect;
@@ -121,10 +123,10 @@ internal sealed class VirtioModernTransport(VirtioDevice device) : IPciBarRegist
                 break;
             case DriverFeature:
                 // The driver may not change features once FEATURES_OK is set (2.2.2).
-                if ((device.Status & VirtioStatus.FeaturesOk) == 0 && _driverFeatureSelect < 2)
+                if ((device.Status & VirtioStatus.FeaturesOk) == 0 && _driverFeatureSelect < FeatureWords)
                 {
                     int shift = (int)_driverFeatureSelect * FeatureWordBits;
-                    _driverFeatures = (_driverFeatures & ~(0xFFFF_FFFFul << shift)) | ((ulong)value << shift);
+                    _driverFeatures = (_driverFeatures & ~(Low32Mask << shift)) | ((ulong)value << shift);
                 }
 
                 break;
@@ -188,9 +190,9 @@ internal sealed class VirtioModernTransport(VirtioDevice device) : IPciBarRegist
     }
 
     private static ulong FeatureWord(ulong features, uint select) =>
-        select < 2 ? (features >> (int)(select * FeatureWordBits)) & 0xFFFF_FFFF : 0;
+        select < FeatureWords ? (features >> (int)(select * FeatureWordBits)) & Low32Mask : 0;
 
-    private static ulong SetLow(ulong address, uint low) => (address & 0xFFFF_FFFF_0000_0000) | low;
+    private static ulong SetLow(ulong address, uint low) => (address & ~Low32Mask) | low;
 
-    private static ulong SetHigh(ulong address, uint high) => (address & 0xFFFF_FFFF) | ((ulong)high << FeatureWordBits);
+    private static ulong SetHigh(ulong address, uint high) => (address & Low32Mask) | ((ulong)high << FeatureWordBits);
 }

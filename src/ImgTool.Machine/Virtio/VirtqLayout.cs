@@ -24,6 +24,9 @@ internal static class VirtqLayout
     public const int UsedElementBytes = 8;
     public const int UsedElementId = 0, UsedElementLength = UsedElementId + 4;
 
+    /// <summary>used_event and avail_event, the 16-bit fields after each ring (VIRTIO_F_EVENT_IDX).</summary>
+    public const int EventFieldBytes = 2;
+
     /// <summary>The legacy interface's fixed layout aligns the used ring to 4096 bytes (2.6.2, 4.1.4.8).</summary>
     public const uint LegacyAlignment = 4096;
     public const int LegacyPfnShift = 12;
@@ -31,10 +34,10 @@ internal static class VirtqLayout
     public static uint DescriptorTableBytes(int size) => (uint)(DescriptorBytes * size);
 
     /// <summary>flags, idx, ring and used_event.</summary>
-    public static uint AvailBytes(int size) => (uint)(AvailRing + AvailElementBytes * size + 2);
+    public static uint AvailBytes(int size) => (uint)(AvailRing + AvailElementBytes * size + EventFieldBytes);
 
     /// <summary>flags, idx, ring and avail_event.</summary>
-    public static uint UsedBytes(int size) => (uint)(UsedRing + UsedElementBytes * size + 2);
+    public static uint UsedBytes(int size) => (uint)(UsedRing + UsedElementBytes * size + EventFieldBytes);
 
     /// <summary>used_event sits after the available ring's last element (2.6.7.1, VIRTIO_F_EVENT_IDX).</summary>
     public static uint UsedEventOffset(int size) => (uint)(AvailRing + AvailElementBytes * size);

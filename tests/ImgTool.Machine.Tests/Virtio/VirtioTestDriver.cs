@@ -15,6 +15,9 @@ internal sealed class VirtioTestDriver
 {
     public const ulong RingBase = 0x10000;
     public const ulong IndirectBase = 0x40000;
+
+    /// <summary>Room for a 32-entry indirect table per head, below <see cref="HeaderBase"/> for every head of a 256-entry queue.</summary>
+    public const ulong IndirectTableBytes = 0x200;
     public const ulong HeaderBase = 0x60000;
     public const ulong StatusBase = 0x70000;
     public const ulong DataBase = 0x100000;
@@ -188,7 +191,7 @@ internal sealed class VirtioTestDriver
         ushort head = (ushort)_nextDescriptor;
         if (indirect)
         {
-            ulong table = IndirectBase + (ulong)head * 0x1000;
+            ulong table = IndirectBase + (ulong)head * IndirectTableBytes;
             for (int i = 0; i < buffers.Count; i++)
             {
                 WriteDescriptor(table, i, buffers[i], next: i + 1 < buffers.Count ? (ushort)(i + 1) : null);
@@ -210,6 +213,13 @@ internal sealed class VirtioTestDriver
 
         MakeAvailable(head);
         return head;
+    }
+
+    /// <summary>Writes the chain starting at descriptor <paramref name="head"/> (requests in flight use disjoint ranges).</summary>
+    public void SubmitAt(ushort head, IReadOnlyList<VirtqBuffer> buffers, bool indirect)
+    {
+        _nextDescriptor = head;
+        Submit(buffers, indirect);
     }
 
     /// <summary>Puts <paramref name="head"/> on the available ring and publishes the new index.</summary>
