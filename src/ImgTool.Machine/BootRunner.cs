@@ -11,8 +11,10 @@ namespace ImgTool.Machine;
 /// <param name="Firmware">The BIOS image (SeaBIOS's 128 KiB bios.bin).</param>
 /// <param name="Expect">Patterns that must all appear on COM1 for success; none means run until the guest stops.</param>
 /// <param name="Trace">When set, an execution trace is written there once the run ends (imgtool boot --trace).</param>
+/// <param name="GuestWriteCache">The virtio-blk write cache the guest sees (its config's writeback byte, QEMU's cache.writeback).</param>
 public sealed record BootSettings(
-    byte[] Firmware, uint MemoryBytes, IReadOnlyList<Regex> Expect, long MaxInstructions, TimeSpan Timeout, TraceSettings? Trace = null);
+    byte[] Firmware, uint MemoryBytes, IReadOnlyList<Regex> Expect, long MaxInstructions, TimeSpan Timeout, TraceSettings? Trace = null,
+    bool GuestWriteCache = true);
 
 /// <summary>An execution trace: the last <paramref name="InstructionDepth"/> instructions, with port I/O and interrupts.</summary>
 public sealed record TraceSettings(TextWriter Writer, int InstructionDepth = TraceSettings.DefaultInstructionDepth)
@@ -78,7 +80,8 @@ public static class BootRunner
     public static BootReport Run(IBlockDevice disk, BootSettings settings, CancellationToken cancellationToken = default)
     {
         ExecutionTrace? trace = settings.Trace is { } traceSettings ? new ExecutionTrace(traceSettings.InstructionDepth) : null;
-        var machine = new PcMachine(new MachineOptions(settings.Firmware, settings.MemoryBytes, disk, trace));
+        var machine = new PcMachine(new MachineOptions(
+            settings.Firmware, settings.MemoryBytes, disk, trace, DiskOptions: new Virtio.VirtioBlkOptions(WriteCache: settings.GuestWriteCache)));
         string traceHeader = "the run ended with an exception in the emulator";
         try
         {

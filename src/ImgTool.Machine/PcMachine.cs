@@ -4,13 +4,16 @@ using ImgTool.Machine.Bus;
 using ImgTool.Machine.Cpu;
 using ImgTool.Machine.Devices;
 using ImgTool.Machine.Memory;
+using ImgTool.Machine.Pci;
 using ImgTool.Machine.Tracing;
+using ImgTool.Machine.Virtio;
 
 namespace ImgTool.Machine;
 
 /// <summary>What a boot run is given.</summary>
 internal sealed record MachineOptions(
-    byte[] Firmware, uint RamSizeBytes = 256u << 20, ImgTool.Block.Devices.IBlockDevice? Disk = null, ExecutionTrace? Trace = null)
+    byte[] Firmware, uint RamSizeBytes = 256u << 20, ImgTool.Block.Devices.IBlockDevice? Disk = null, ExecutionTrace? Trace = null,
+    VirtioPciMode DiskInterface = VirtioPciMode.Transitional, VirtioBlkOptions? DiskOptions = null)
 {
     public const uint MaxRamSizeBytes = 3u << 30;
 }
@@ -148,7 +151,10 @@ internal sealed class PcMachine
 
         if (options.Disk is { } disk)
         {
-            Disk = new VirtioBlkPci(Memory, _io, disk, Isa.IntxLine(VirtioSlot, IntA));
+            Disk = new VirtioBlkPci(Memory, _io, disk, options.DiskInterface, options.DiskOptions)
+            {
+                InterruptRouting = Isa.IntxLine(VirtioSlot, IntA),
+            };
             Pci.Add(VirtioSlot, 0, Disk);
         }
     }

@@ -9,7 +9,7 @@ public sealed class HostFileTests : IDisposable
     private const int MiB = 1 << 20;
     private readonly TempDir _dir = new();
 
-    public static TheoryData<string> Kinds => ["memory", "writeback", "writethrough", "none", "unsafe"];
+    public static TheoryData<string> Kinds => ["memory", "writeback", "writethrough", "none", "unsafe", "directsync"];
 
     public void Dispose() => _dir.Dispose();
 
@@ -101,6 +101,17 @@ public sealed class HostFileTests : IDisposable
         LinuxHostFile.Create(path).Dispose();
         using var file = LinuxHostFile.Open(path, new HostOpenOptions(true));
         Assert.Throws<HostIOException>(() => file.SetLength(10));
+    }
+
+    [Theory]
+    [InlineData(CacheMode.None, 4096)]
+    [InlineData(CacheMode.DirectSync, 4096)]
+    [InlineData(CacheMode.Writethrough, 1)]
+    [InlineData(CacheMode.Writeback, 1)]
+    public void Only_the_direct_modes_bypass_the_page_cache(CacheMode cache, int alignment)
+    {
+        using var file = LinuxHostFile.Create(_dir.File($"align-{cache}.img"), cache);
+        Assert.Equal(alignment, file.Alignment);
     }
 
     private IHostFile Make(string kind)

@@ -63,6 +63,9 @@ public enum CacheMode
 
     /// <summary>Page cache, flush requests ignored (qemu-img convert's default for its target).</summary>
     Unsafe,
+
+    /// <summary>O_DIRECT and every write made durable before it completes (QEMU's directsync).</summary>
+    DirectSync,
 }
 
 /// <summary>How an open takes QEMU-compatible image locks.</summary>

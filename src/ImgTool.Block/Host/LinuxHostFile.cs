@@ -27,13 +27,16 @@ public sealed class LinuxHostFile : IHostFile
 
     public string Path { get; }
 
+    /// <summary>Whether the mode bypasses the host page cache (QEMU's cache.direct=on).</summary>
+    private static bool IsDirect(CacheMode cache) => cache is CacheMode.None or CacheMode.DirectSync;
+
     public bool IsReadOnly { get; }
 
     public long Length => RandomAccess.GetLength(_handle);
 
     public long AllocatedBytes => NativeFile.AllocatedBytes(_handle);
 
-    public int Alignment => _cache == CacheMode.None ? DirectAlignment : 1;
+    public int Alignment => IsDirect(_cache) ? DirectAlignment : 1;
 
     /// <summary>Opens an existing file, taking QEMU-compatible locks unless told not to.</summary>
     public static LinuxHostFile Open(string path, HostOpenOptions options)
@@ -44,7 +47,7 @@ public sealed class LinuxHostFile : IHostFile
         }
 
         int flags = options.ReadOnly ? LibC.O_RDONLY : LibC.O_RDWR;
-        if (options.Cache == CacheMode.None)
+        if (IsDirect(options.Cache))
         {
             flags |= LibC.O_DIRECT;
         }
@@ -73,7 +76,7 @@ public sealed class LinuxHostFile : IHostFile
     public static LinuxHostFile Create(string path, CacheMode cache = CacheMode.Writeback)
     {
         int flags = LibC.O_RDWR | LibC.O_CREAT;
-        if (cache == CacheMode.None)
+        if (IsDirect(cache))
         {
             flags |= LibC.O_DIRECT;
         }
@@ -98,7 +101,7 @@ public sealed class LinuxHostFile : IHostFile
     {
         try
         {
-            if (_cache == CacheMode.None)
+            if (IsDirect(_cache))
             {
                 return ValueTask.FromResult(DirectRead(offsetBytes, buffer.Span));
             }
@@ -123,7 +126,7 @@ public sealed class LinuxHostFile : IHostFile
         EnsureWritable();
         try
         {
-            if (_cache == CacheMode.None)
+            if (IsDirect(_cache))
             {
                 await DirectWriteAsync(offsetBytes, buffer, cancellationToken).ConfigureAwait(false);
             }
@@ -137,7 +140,7 @@ public sealed class LinuxHostFile : IHostFile
             throw new HostIOException($"write failed at offset {offsetBytes}: {e.Message}", Path, e);
         }
 
-        if (_cache == CacheMode.Writethrough)
+        if (_cache is CacheMode.Writethrough or CacheMode.DirectSync)
         {
             NativeFile.DataSync(_handle, Path);
         }
@@ -234,7 +237,7 @@ public sealed class LinuxHostFile : IHostFile
         for (long done = 0; done < lengthBytes;)
         {
             int n = (int)Math.Min(Chunk, lengthBytes - done);
-            if (_cache == CacheMode.None)
+            if (IsDirect(_cache))
             {
                 DirectWriteAsync(offsetBytes + done, zeros.Memory[..n], default).AsTask().GetAwaiter().GetResult();
             }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using ImgTool.Block.Errors;
+using ImgTool.Block.Host;
 using ImgTool.Block.Options;
 using ImgTool.Cli.Rendering;
 using ImgTool.Machine;
@@ -10,7 +11,7 @@ namespace ImgTool.Cli.Commands;
 
 /// <summary>
 /// boot IMAGE [-f fmt] [--firmware PATH] [--memory 256M] [--timeout 120s] [--max-instructions N]
-/// [--expect REGEX]... [--serial-log FILE] [--trace FILE [--trace-depth N]] [--writable]: exit 0 once
+/// [--expect REGEX]... [--serial-log FILE] [--trace FILE [--trace-depth N]] [--cache MODE] [--writable]: exit 0 once
 /// every pattern appeared on COM1.
 /// </summary>
 internal static class BootCommand
@@ -38,12 +39,15 @@ internal static class BootCommand
             HelpName = "N",
         };
         var writable = new Option<bool>("--writable") { Description = "Let the guest write to the image (default: a copy-on-write overlay keeps it unchanged)" };
+        var cache = CommonOptions.Cache("--cache",
+            "Disk cache mode as QEMU's -drive cache=: writeback (default), writethrough, none (O_DIRECT), unsafe (flushes ignored), " +
+            "directsync (O_DIRECT, writethrough); writethrough and directsync turn the guest's write cache off");
         var forceShare = CommonOptions.ForceShare();
         var output = CommonOptions.Output();
         var file = new Argument<string>("filename");
         var command = new Command("boot", "Boot an image on the built-in x86 PC and check its serial output")
         {
-            format, firmware, memory, timeout, maxInstructions, expect, serialLog, trace, traceDepth, writable, forceShare, output, file,
+            format, firmware, memory, timeout, maxInstructions, expect, serialLog, trace, traceDepth, cache, writable, forceShare, output, file,
         };
         command.SetAction(
             context,
@@ -60,7 +64,8 @@ internal static class BootCommand
                     parse.GetValue(writable),
                     parse.GetValue(forceShare),
                     parse.GetValue(trace),
-                    parse.GetValue(traceDepth));
+                    parse.GetValue(traceDepth),
+                    CommonOptions.ParseCache(parse.GetValue(cache), CacheMode.Writeback));
                 BootReport report = await new BootOperation(context.Opener).RunAsync(options, cancellationToken).ConfigureAwait(false);
                 if (parse.GetValue(serialLog) is { } log)
                 {

@@ -30,9 +30,10 @@ internal static class CommonOptions
     {
         null => fallback,
         "writeback" => CacheMode.Writeback,
-        "writethrough" or "directsync" => CacheMode.Writethrough,
+        "writethrough" => CacheMode.Writethrough,
+        "directsync" => CacheMode.DirectSync,
         "none" => CacheMode.None,
         "unsafe" => CacheMode.Unsafe,
-        _ => throw new InvalidOptionException($"invalid cache mode '{name}': use writeback, writethrough, none or unsafe"),
+        _ => throw new InvalidOptionException($"invalid cache mode '{name}': use writeback, writethrough, none, unsafe or directsync"),
     };
 }

@@ -1,3 +1,4 @@
+using ImgTool.Machine.Pci;
 namespace ImgTool.Machine.Devices;
 
 /// <summary>
@@ -16,7 +17,7 @@ internal sealed class Piix3IsaBridge : PciFunction
     public const byte RouteDisabled = 0x80;
     private const uint IsaBridgeClass = 0x060100;
     private const ushort QemuSubsystemVendor = 0x1AF4, QemuSubsystem = 0x1100;
-    private const byte MultiFunction = 0x80, RouteIrqMask = 0x0F;
+    private const byte RouteIrqMask = 0x0F;
 
     /// <summary>ISA IRQs a PIRQ may be routed to (2.2.9: 0-2, 8 and 13 are reserved).</summary>
     private const int RoutableIrqs = 0b1101_1110_1111_1000;
@@ -30,7 +31,7 @@ internal sealed class Piix3IsaBridge : PciFunction
     {
         _pic = pic;
         Elcr = new Elcr(pic);
-        Config[HeaderType] = MultiFunction; // IDE and USB functions would follow
+        MultiFunction = true; // IDE and USB functions would follow
         for (int pirq = 0; pirq < PirqCount; pirq++)
         {
             Config[PirqRouteA + pirq] = RouteDisabled; // the reset value: not routed until the BIOS programs it

@@ -93,6 +93,9 @@ internal sealed unsafe class PhysicalMemory
 
     public void AddRegion(uint start, uint length, IMemoryRegion region) => _regions.Add((start, length, region));
 
+    /// <summary>Removes every mapping of <paramref name="region"/> (a PCI memory BAR that moves or stops decoding).</summary>
+    public void RemoveRegion(IMemoryRegion region) => _regions.RemoveAll(entry => ReferenceEquals(entry.Region, region));
+
     /// <summary>Routes a 16 KiB block of the legacy window to the regions (true) or to RAM (false).</summary>
     public void RouteLegacyBlock(uint address, bool readToRegion, bool writeToRegion)
     {

@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using ImgTool.Block.Devices;
 using ImgTool.Block.Errors;
+using ImgTool.Block.Host;
 using ImgTool.Formats;
 using ImgTool.Machine;
 
@@ -9,6 +10,8 @@ namespace ImgTool.Operations.Boot;
 /// <param name="Writable">--writable: let the guest write to the image (by default writes go to a copy-on-write overlay).</param>
 /// <param name="TracePath">--trace FILE: write an execution trace there when the run ends.</param>
 /// <param name="TraceDepth">--trace-depth N: instructions kept in the trace.</param>
+/// <param name="Cache">--cache MODE, QEMU's -drive cache=: the host page cache (O_DIRECT for none and directsync),
+/// whether flushes reach the host (not for unsafe), and the guest-visible write cache (<see cref="BootOperation.GuestWriteCache"/>).</param>
 public sealed record BootOptions(
     string FileName,
     string? Format = null,
@@ -20,7 +23,8 @@ public sealed record BootOptions(
     bool Writable = false,
     bool ForceShare = false,
     string? TracePath = null,
-    int TraceDepth = TraceSettings.DefaultInstructionDepth);
+    int TraceDepth = TraceSettings.DefaultInstructionDepth,
+    CacheMode Cache = CacheMode.Writeback);
 
 /// <summary>imgtool boot: boot an image on the emulated PC and watch COM1 for expected text.</summary>
 public sealed class BootOperation(ImageOpener opener)
@@ -55,7 +59,10 @@ public sealed class BootOperation(ImageOpener opener)
             }
         }
 
-        var request = new ImageOpenRequest(options.Format, ReadOnly: !options.Writable, ForceShare: options.ForceShare);
+        // Without --writable the image is opened read-only under the overlay: the host cache mode still
+        // governs how it is read (O_DIRECT for none/directsync), and the guest still sees the write cache
+        // the mode implies, but its writes and flushes end in memory.
+        var request = new ImageOpenRequest(options.Format, ReadOnly: !options.Writable, ForceShare: options.ForceShare, Cache: options.Cache);
         await using IImage image = await opener.OpenAsync(options.FileName, request, cancellationToken).ConfigureAwait(false);
         IBlockDevice disk = options.Writable ? image : new CopyOnWriteOverlay(image);
         // Created only once the image has opened: bad input leaves no trace file behind.
@@ -63,7 +70,9 @@ public sealed class BootOperation(ImageOpener opener)
         try
         {
             var trace = traceWriter is null ? null : new TraceSettings(traceWriter, options.TraceDepth);
-            var settings = new BootSettings(firmware, (uint)options.MemoryBytes, patterns, options.MaxInstructions, options.Timeout ?? TimeSpan.FromSeconds(120), trace);
+            var settings = new BootSettings(
+                firmware, (uint)options.MemoryBytes, patterns, options.MaxInstructions, options.Timeout ?? TimeSpan.FromSeconds(120), trace,
+                GuestWriteCache(options.Cache));
             return await Task.Run(() => BootRunner.Run(disk, settings, cancellationToken), cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -79,6 +88,13 @@ public sealed class BootOperation(ImageOpener opener)
             }
         }
     }
+
+    /// <summary>
+    /// The write cache the guest's disk reports (QEMU's cache.writeback): on for writeback, none and
+    /// unsafe, so the guest flushes when it needs durability; off for writethrough and directsync, so
+    /// every write completes only once it is durable.
+    /// </summary>
+    public static bool GuestWriteCache(CacheMode cache) => cache is CacheMode.Writeback or CacheMode.None or CacheMode.Unsafe;
 
     private static StreamWriter CreateTraceWriter(string path)
     {

@@ -1,3 +1,4 @@
+using ImgTool.Machine.Pci;
 using ImgTool.Machine.Bus;
 using ImgTool.Machine.Devices;
 
