@@ -216,14 +216,14 @@ public sealed class PciFunctionTests
         host.Add(2, 0, device);
         device.MultiFunction = true;
         const uint enable = 0x8000_0000;
-        host.Write(PciHost.ConfigAddressPort, 4, enable | (2u << 11));
-        Assert.Equal(0x10011AF4u, host.Read(PciHost.ConfigDataPort, 4));
-        Assert.Equal(0x1001u, host.Read(PciHost.ConfigDataPort + 2, 2));
-        host.Write(PciHost.ConfigAddressPort, 4, enable | (2u << 11) | PciFunction.HeaderType & ~3u);
-        Assert.Equal(PciFunction.HeaderTypeMultiFunction, (byte)host.Read(PciHost.ConfigDataPort + 2, 1));
-        host.Write(PciHost.ConfigAddressPort, 4, enable | (3u << 11));
-        Assert.Equal(0xFFFFu, host.Read(PciHost.ConfigDataPort, 2));
-        host.Write(PciHost.ConfigAddressPort, 4, enable | (1u << 16) | (2u << 11)); // bus 1 does not exist
-        Assert.Equal(0xFFFFFFFFu, host.Read(PciHost.ConfigDataPort, 4));
+        host.Write(0, 4, enable | (2u << 11));
+        Assert.Equal(0x10011AF4u, host.Read(PciHost.ConfigDataPort - PciHost.ConfigAddressPort, 4));
+        Assert.Equal(0x1001u, host.Read(PciHost.ConfigDataPort - PciHost.ConfigAddressPort + 2, 2));
+        host.Write(0, 4, enable | (2u << 11) | PciFunction.HeaderType & ~3u);
+        Assert.Equal(PciFunction.HeaderTypeMultiFunction, (byte)host.Read(PciHost.ConfigDataPort - PciHost.ConfigAddressPort + 2, 1));
+        host.Write(0, 4, enable | (3u << 11));
+        Assert.Equal(0xFFFFu, host.Read(PciHost.ConfigDataPort - PciHost.ConfigAddressPort, 2));
+        host.Write(0, 4, enable | (1u << 16) | (2u << 11)); // bus 1 does not exist
+        Assert.Equal(0xFFFFFFFFu, host.Read(PciHost.ConfigDataPort - PciHost.ConfigAddressPort, 4));
     }
 }

@@ -399,9 +399,6 @@ internal static unsafe class Lowering
                 return SystemSelector(in i, ref op, &SystemOps.Verify);
             case Mnemonic.Arpl:
                 return Form(in i, ref op, &SystemOps.ArplRR, null, &SystemOps.ArplMR, null, null);
-            case Mnemonic.Wait:
-                op.Handler = &FpuOps.Wait;
-                return false;
             case Mnemonic.Sysenter:
             case Mnemonic.Sysexit:
                 // SEP is not advertised by CPUID: #UD, as on a Pentium Pro (SDM vol. 2, SYSENTER).
