@@ -48,13 +48,7 @@ internal sealed partial class X87Fpu
         }
 
         Float80 value = St(0);
-        bool outOfRange = X87Transcendental.OutOfTrigRange(value);
-        SetC2(outOfRange);
-        if (outOfRange)
-        {
-            return X87Outcome.Completed;
-        }
-
+        // The stack overflow is checked before the argument range (host x87).
         if (!Empty(StackMask))
         {
             SetC1(true);
@@ -65,6 +59,13 @@ internal sealed partial class X87Fpu
                 Push(Float80.Indefinite);
             }
 
+            return X87Outcome.Completed;
+        }
+
+        bool outOfRange = X87Transcendental.OutOfTrigRange(value);
+        SetC2(outOfRange);
+        if (outOfRange)
+        {
             return X87Outcome.Completed;
         }
 
