@@ -19,6 +19,8 @@ command -v mcopy >/dev/null 2>&1 || need+=(mtools)
 command -v mkfs.fat >/dev/null 2>&1 || need+=(dosfstools)
 command -v sfdisk >/dev/null 2>&1 || need+=(fdisk)
 command -v qemu-system-i386 >/dev/null 2>&1 || need+=(qemu-system-x86)
+# The x87 differential test builds tools/cpu-harness/x87 with gcc and runs it on the host's FPU.
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || {

@@ -242,7 +242,8 @@ internal sealed partial class X87Fpu
     /// <summary>A push onto a full register: IE with SF and C1=1; masked, the indefinite is pushed.</summary>
     private bool TryPushCheck()
     {
-        if (Empty(-1 & StackMask))
+        // The register a push fills is ST(7) before the push.
+        if (Empty(StackMask))
         {
             return true;
         }

@@ -12,8 +12,8 @@ internal static class X87Transcendental
     public static bool OutOfTrigRange(Float80 value) =>
         value.Class == Float80Class.Normal && value.BiasedExponent >= MaxTrigExponent;
 
-    /// <summary>F2XM1 returns an argument with |x| &gt;= 2 unchanged, signalling PE (checked on a host x87).</summary>
-    private const int TwoToXMaxExponent = Float80.ExponentBias + 1;
+    /// <summary>F2XM1 returns an argument with |x| &gt; 1 unchanged, signalling PE (checked on a host x87).</summary>
+    private const int TwoToXMaxExponent = Float80.ExponentBias;
 
     /// <summary>sin and cos of ST(0) (both computed; each caller takes what it needs).</summary>
     public static (X87Result Sine, X87Result Cosine) SineCosine(Float80 value, X87Control control)
@@ -97,7 +97,7 @@ internal static class X87Transcendental
             return new X87Result(value, flags, false, true);
         }
 
-        if (value.BiasedExponent >= TwoToXMaxExponent)
+        if (value.BiasedExponent > TwoToXMaxExponent || (value.BiasedExponent == TwoToXMaxExponent && value.Significand != Float80.IntegerBit))
         {
             return new X87Result(value, flags | X87Exceptions.Precision, false, true);
         }

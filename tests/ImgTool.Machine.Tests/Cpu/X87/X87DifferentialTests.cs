@@ -19,7 +19,6 @@ public sealed class X87DifferentialTests(ITestOutputHelper output)
 
     private const uint ComparedEflags = 0x8D5;
     private const ushort TranscendentalLooseStatus = 0x0200 | 0x0020 | 0x0010 | 0x0080 | 0x8000;
-    private const int FnsaveHeaderBytes = 28;
     private const int MemoryBytes = 10;
     private const int ReportedFailuresPerOperation = 3;
 
@@ -188,7 +187,6 @@ public sealed class X87DifferentialTests(ITestOutputHelper output)
             differences.Append(CultureInfo.InvariantCulture, $"FOP {Convert.ToHexString(host.Memory, OpcodeOffset, 2)} expected {Convert.ToHexString(header, OpcodeOffset, 2)}; ");
         }
 
-        _ = FnsaveHeaderBytes;
         return differences.Length == 0 ? null : differences.ToString();
     }
 
