@@ -182,7 +182,10 @@ public sealed class X87DifferentialTests(ITestOutputHelper output)
         }
 
         // FNSTSW is a control instruction: FOP still holds the harness's own FLD (another ModR/M than ours).
-        if (field[0] != "fnstsw_ax" && !host.Memory.AsSpan(OpcodeOffset, 2).SequenceEqual(header.AsSpan(OpcodeOffset, 2)))
+        // An expected FOP of 0 is the host kernel's doing (a context switch in the middle of a case restores the
+        // state with FOP cleared, about once in 300,000 cases), not the instruction's.
+        bool hostClearedOpcode = header[OpcodeOffset] == 0 && header[OpcodeOffset + 1] == 0;
+        if (field[0] != "fnstsw_ax" && !hostClearedOpcode && !host.Memory.AsSpan(OpcodeOffset, 2).SequenceEqual(header.AsSpan(OpcodeOffset, 2)))
         {
             differences.Append(CultureInfo.InvariantCulture, $"FOP {Convert.ToHexString(host.Memory, OpcodeOffset, 2)} expected {Convert.ToHexString(header, OpcodeOffset, 2)}; ");
         }

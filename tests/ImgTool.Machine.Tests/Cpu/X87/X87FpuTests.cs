@@ -20,6 +20,15 @@ public sealed class X87FpuTests
         Assert.False(fpu.ErrorPending);
     }
 
+    [Fact]
+    public void PowerOnIsTheResetState()
+    {
+        fpu.PowerOn();
+        Assert.Equal(0x0040, fpu.ControlWord);
+        Assert.Equal(0x5555, fpu.TagWord);
+        Assert.Equal(Float80.PositiveZero, fpu.ReadStack(3));
+    }
+
     [Theory]
     [InlineData(0x3F800000u)] // 1.0
     [InlineData(0x00000001u)] // smallest denormal
@@ -211,6 +220,10 @@ public sealed class X87FpuTests
         Assert.True(Lower(0xDB, 0xE3).NoWait); // FNINIT
         Assert.False(Lower(0x9B, 0xDB, 0xE3).NoWait); // FINIT
         Assert.Equal(0x1E9, Lower(0xD9, 0xE9).Opcode); // FOP of FLDL2T
-        Assert.Equal(0x4C6, Lower(0xDC, 0xC6 ^ 0x00).Opcode & 0x7FF); // FADD ST(6), ST(0)
+        Assert.Equal(0x4C6, Lower(0xDC, 0xC6).Opcode); // FADD ST(6), ST(0)
+        Assert.Equal(0x040, Lower([0xD8, 0x40, 0x05], 16).Opcode); // FADD dword [bx+si+5]: mod 1, rm 0
+        Assert.Equal(0x006, Lower([0xD8, 0x06, 0x34, 0x12], 16).Opcode); // FADD dword [1234h]: mod 0, rm 6
+        Assert.Equal(0x544, Lower(0xDD, 0x44, 0x24, 0x08).Opcode); // FLD qword [esp+8]: SIB, mod 1
+        Assert.Equal(0x005, Lower(0xD8, 0x05, 0x00, 0x10, 0x00, 0x00).Opcode); // FADD dword [1000h]: mod 0, rm 5
     }
 }
