@@ -19,7 +19,8 @@ command -v mcopy >/dev/null 2>&1 || need+=(mtools)
 command -v mkfs.fat >/dev/null 2>&1 || need+=(dosfstools)
 command -v sfdisk >/dev/null 2>&1 || need+=(fdisk)
 command -v qemu-system-i386 >/dev/null 2>&1 || need+=(qemu-system-x86)
-# The host-CPU differential test builds tools/cpu-harness/alu as a 32-bit program (gcc -m32).
+# The host-CPU differential tests build tools/cpu-harness/alu as a 32-bit program (gcc -m32) and
+# tools/cpu-harness/x87 natively, and run them on the host's CPU and FPU.
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 [ -e /usr/lib32/crt1.o ] || [ -e /usr/lib/i386-linux-gnu/crt1.o ] || need+=(gcc-multilib)
 if [ ${#need[@]} -gt 0 ]; then

@@ -13,6 +13,10 @@ internal static class IntegerConversion
     public const int BcdSignByte = 9;
     public const byte BcdSignBit = 0x80;
     public const ulong BcdMaximum = 999_999_999_999_999_999;
+    private const int NibbleBits = 4;
+    private const int NibbleMask = (1 << NibbleBits) - 1;
+    private const ulong DecimalBase = 10;
+    private const ulong DigitsPerByteScale = DecimalBase * DecimalBase;
 
     /// <summary>The packed BCD indefinite stored by a masked invalid FBSTP (SDM vol. 1, table 4-5): FFFF C000 0000 0000 0000.</summary>
     public static ReadOnlySpan<byte> BcdIndefinite => [0, 0, 0, 0, 0, 0, 0, 0xC0, 0xFF, 0xFF];
@@ -93,7 +97,7 @@ internal static class IntegerConversion
         for (int index = BcdDigits / 2 - 1; index >= 0; index--)
         {
             // Invalid digits (A-F) are undefined on hardware; they are taken at face value here.
-            value = value * 100 + (ulong)(source[index] >> 4) * 10 + (ulong)(source[index] & 0xF);
+            value = (value * DigitsPerByteScale) + ((ulong)(source[index] >> NibbleBits) * DecimalBase) + (ulong)(source[index] & NibbleMask);
         }
 
         bool negative = (source[BcdSignByte] & BcdSignBit) != 0;
@@ -105,11 +109,11 @@ internal static class IntegerConversion
     {
         for (int index = 0; index < BcdDigits / 2; index++)
         {
-            ulong low = magnitude % 10;
-            magnitude /= 10;
-            ulong high = magnitude % 10;
-            magnitude /= 10;
-            destination[index] = (byte)((high << 4) | low);
+            ulong low = magnitude % DecimalBase;
+            magnitude /= DecimalBase;
+            ulong high = magnitude % DecimalBase;
+            magnitude /= DecimalBase;
+            destination[index] = (byte)((high << NibbleBits) | low);
         }
 
         destination[BcdSignByte] = negative ? BcdSignBit : (byte)0;

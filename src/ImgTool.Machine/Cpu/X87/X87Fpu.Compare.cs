@@ -46,9 +46,11 @@ internal sealed partial class X87Fpu
         X87Control control = Control;
         if (Empty(0) || rightEmpty)
         {
-            if (StackUnderflow())
+            // Unordered is reported even when IE is unmasked; only the pops wait for a masked IE (host x87).
+            bool masked = StackUnderflow();
+            SetOrdering(Ordering.Unordered, toEflags, host);
+            if (masked)
             {
-                SetOrdering(Ordering.Unordered, toEflags, host);
                 PopTimes(instruction.Pops);
             }
 

@@ -42,6 +42,7 @@ internal sealed partial class X87Fpu
     private const int OpcodeBits = 11;
     private const ushort OpcodeMask = (1 << OpcodeBits) - 1;
     private const int SegmentShift = 4;
+    private const uint LowWord = 0xFFFF;
 
     // FXSAVE field offsets.
     private const int FxControl = 0;
@@ -191,9 +192,9 @@ internal sealed partial class X87Fpu
             }
             else
             {
-                BinaryPrimitives.WriteUInt32LittleEndian(image[Env32InstructionPointer..], Env32Reserved | (instruction & 0xFFFF));
+                BinaryPrimitives.WriteUInt32LittleEndian(image[Env32InstructionPointer..], Env32Reserved | (instruction & LowWord));
                 BinaryPrimitives.WriteUInt32LittleEndian(image[Env32SelectorOpcode..], LastOpcode | ((instruction >> 16) << RealModeHighShift));
-                BinaryPrimitives.WriteUInt32LittleEndian(image[Env32DataPointer..], Env32Reserved | (data & 0xFFFF));
+                BinaryPrimitives.WriteUInt32LittleEndian(image[Env32DataPointer..], Env32Reserved | (data & LowWord));
                 BinaryPrimitives.WriteUInt32LittleEndian(image[Env32DataSelector..], (data >> 16) << RealModeHighShift);
             }
 

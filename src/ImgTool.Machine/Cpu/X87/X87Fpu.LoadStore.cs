@@ -7,6 +7,7 @@ internal sealed partial class X87Fpu
 {
     private const uint SingleIndefinite = 0xFFC00000;
     private const ulong DoubleIndefinite = 0xFFF8000000000000;
+    private const byte IntegerIndefiniteHighByte = 0x80;
 
     private static int SizeOf(X87MemoryFormat format) => format switch
     {
@@ -221,7 +222,7 @@ internal sealed partial class X87Fpu
             default:
                 // The integer indefinite: the most negative integer of the width (SDM vol. 1, table 4-2).
                 bytes.Clear();
-                bytes[^1] = 0x80;
+                bytes[^1] = IntegerIndefiniteHighByte;
                 break;
         }
     }

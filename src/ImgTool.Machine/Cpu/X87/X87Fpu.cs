@@ -86,6 +86,20 @@ internal sealed partial class X87Fpu
         DataSelector = 0;
     }
 
+    /// <summary>
+    /// The state after RESET (SDM vol. 3, table 9-1): CW 0x0040, SW 0, every register +0.0 and tagged zero (tag word
+    /// 0x5555), pointers 0. Firmware then runs FNINIT, which gives the <see cref="Reset"/> state.
+    /// </summary>
+    public void PowerOn()
+    {
+        Reset();
+        control = PowerOnControlWord;
+        emptyMask = 0;
+        Array.Clear(registers);
+    }
+
+    public const ushort PowerOnControlWord = 0x0040;
+
     /// <summary>ST(i) for tests and traces (the contents even when empty).</summary>
     public Float80 ReadStack(int index) => registers[Physical(index)];
 
@@ -242,7 +256,8 @@ internal sealed partial class X87Fpu
     /// <summary>A push onto a full register: IE with SF and C1=1; masked, the indefinite is pushed.</summary>
     private bool TryPushCheck()
     {
-        if (Empty(-1 & StackMask))
+        // The register a push fills is ST(7) before the push.
+        if (Empty(StackMask))
         {
             return true;
         }

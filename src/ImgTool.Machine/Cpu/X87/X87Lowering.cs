@@ -6,6 +6,7 @@ namespace ImgTool.Machine.Cpu.X87;
 internal static class X87Lowering
 {
     private const int ModRegister = 3;
+    private const int RegisterFormModRm = ModRegister << ModShift;
     private const int ModShift = 6;
     private const int RegShift = 3;
     private const int OpcodeLowBits = 7;
@@ -55,7 +56,7 @@ internal static class X87Lowering
         {
             // Register forms are two-byte opcodes in Iced (D8 C0+i is 0xD8C0): the second byte is the ModR/M.
             int second = (int)(opcode & byte.MaxValue);
-            bool addsRegister = instruction.OpCount > 0 && second is >= 0xC0 && (second & OpcodeLowBits) == 0;
+            bool addsRegister = instruction.OpCount > 0 && second >= RegisterFormModRm && (second & OpcodeLowBits) == 0;
             return (ushort)((((int)(opcode >> 8) & OpcodeLowBits) << 8) | (second + (addsRegister ? stackIndex : 0)));
         }
 

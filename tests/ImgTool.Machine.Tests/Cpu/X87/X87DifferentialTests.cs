@@ -15,16 +15,15 @@ namespace ImgTool.Machine.Tests.Cpu.X87;
 public sealed class X87DifferentialTests(ITestOutputHelper output)
 {
     /// <summary>The accuracy bound enforced on FSIN/FCOS/FSINCOS/FPTAN/FPATAN/F2XM1/FYL2X/FYL2XP1 results.</summary>
-    public const int TranscendentalUlps = 2;
+    public const int TranscendentalUlps = 1;
 
     private const uint ComparedEflags = 0x8D5;
     private const ushort TranscendentalLooseStatus = 0x0200 | 0x0020 | 0x0010 | 0x0080 | 0x8000;
-    private const int FnsaveHeaderBytes = 28;
     private const int MemoryBytes = 10;
     private const int ReportedFailuresPerOperation = 3;
 
     private static readonly HashSet<string> Transcendental =
-        ["fsin", "fcos", "fsincos", "fptan", "fpatan", "f2xm1", "fyl2x", "fyl2xp1"];
+        ["fsin", "fcos", "fsincos", "fptan", "fpatan", "f2xm1", "fyl2x", "fyl2xp1", "fsincos_full", "fptan_full"];
 
     [Fact]
     public void ExactOperationsMatchTheHostFpu() => Check(transcendental: false);
@@ -112,10 +111,14 @@ public sealed class X87DifferentialTests(ITestOutputHelper output)
         host.Memory.AsSpan().Fill(0xCC);
         memoryIn.CopyTo(host.Memory, 0);
         host.Eflags = eflagsIn;
-        X87Outcome outcome = fpu.Execute(X87TestKit.Lower(bytes), host, X87TestKit.Protected32);
-        if (outcome != X87Outcome.Completed)
+        // A case is one instruction or a short sequence (stack-fault set-ups): every instruction goes through X87Fpu.
+        foreach (X87Instruction instruction in X87TestKit.LowerAll(bytes))
         {
-            return "outcome " + outcome;
+            X87Outcome outcome = fpu.Execute(instruction, host, X87TestKit.Protected32);
+            if (outcome != X87Outcome.Completed)
+            {
+                return "outcome " + outcome;
+            }
         }
 
         var differences = new StringBuilder();
@@ -179,12 +182,14 @@ public sealed class X87DifferentialTests(ITestOutputHelper output)
         }
 
         // FNSTSW is a control instruction: FOP still holds the harness's own FLD (another ModR/M than ours).
-        if (field[0] != "fnstsw_ax" && !host.Memory.AsSpan(OpcodeOffset, 2).SequenceEqual(header.AsSpan(OpcodeOffset, 2)))
+        // An expected FOP of 0 is the host kernel's doing (a context switch in the middle of a case restores the
+        // state with FOP cleared, about once in 300,000 cases), not the instruction's.
+        bool hostClearedOpcode = header[OpcodeOffset] == 0 && header[OpcodeOffset + 1] == 0;
+        if (field[0] != "fnstsw_ax" && !hostClearedOpcode && !host.Memory.AsSpan(OpcodeOffset, 2).SequenceEqual(header.AsSpan(OpcodeOffset, 2)))
         {
             differences.Append(CultureInfo.InvariantCulture, $"FOP {Convert.ToHexString(host.Memory, OpcodeOffset, 2)} expected {Convert.ToHexString(header, OpcodeOffset, 2)}; ");
         }
 
-        _ = FnsaveHeaderBytes;
         return differences.Length == 0 ? null : differences.ToString();
     }
 

@@ -19,6 +19,21 @@ internal static class X87TestKit
         return lowered;
     }
 
+    /// <summary>Every instruction in the bytes, in order.</summary>
+    public static List<X87Instruction> LowerAll(byte[] bytes)
+    {
+        var decoder = Decoder.Create(32, new ByteArrayCodeReader(bytes));
+        var lowered = new List<X87Instruction>();
+        while (decoder.IP < (ulong)bytes.Length)
+        {
+            decoder.Decode(out Instruction instruction);
+            Assert.True(X87Instruction.TryLower(instruction, out X87Instruction one), $"not lowered: {instruction}");
+            lowered.Add(one);
+        }
+
+        return lowered;
+    }
+
     public static X87Outcome Run(X87Fpu fpu, FakeFpuHost host, params byte[] bytes) =>
         fpu.Execute(Lower(bytes), host, Protected32);
 
