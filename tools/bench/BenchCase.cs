@@ -75,6 +75,12 @@ internal sealed class BenchCase
     /// <summary>Every run, warm-ups included, must exit with this code or the bench stops.</summary>
     public int ExpectedExitCode { get; init; }
 
+    /// <summary>
+    /// imgtool's runs may exit with another code without stopping the bench: the case's
+    /// <see cref="ReadImgtoolOutput"/> then reports the failure as a problem (a boot the machine cannot finish yet).
+    /// </summary>
+    public bool ImgtoolMayFail { get; init; }
+
     /// <summary>Drop stdout unread instead of keeping it for error messages (large outputs such as map).</summary>
     public bool DiscardStdout { get; init; }
 
