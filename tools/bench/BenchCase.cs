@@ -166,6 +166,8 @@ internal static class BenchCases
         ConvertTo("vpc", "raw->vpc", "vpc"),
         ConvertTo("vhdx", "raw->vhdx", "vhdx"),
         BootCase.Create(),
+        LinuxBootCase.ToMarker(),
+        LinuxBootCase.ToHashes(),
     ];
 
     /// <summary>raw -> FORMAT with the same flags for both tools; the output is compared with the source by qemu-img.</summary>
