@@ -19,6 +19,11 @@ command -v mcopy >/dev/null 2>&1 || need+=(mtools)
 command -v mkfs.fat >/dev/null 2>&1 || need+=(dosfstools)
 command -v sfdisk >/dev/null 2>&1 || need+=(fdisk)
 command -v qemu-system-i386 >/dev/null 2>&1 || need+=(qemu-system-x86)
+# The Linux fixture (tools/fixtures/make-linux-disk.sh; it also fetches Debian's i386 kernel and busybox
+# with apt-get download into a private apt state): its initramfs and the GRUB variant.
+command -v cpio >/dev/null 2>&1 || need+=(cpio)
+command -v xz >/dev/null 2>&1 || need+=(xz-utils)
+[ -e /usr/lib/grub/i386-pc/boot.img ] || need+=(grub-pc-bin)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || {
