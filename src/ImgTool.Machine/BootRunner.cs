@@ -48,6 +48,10 @@ public sealed record UnemulatedPort(ushort Port, bool Write, long Count)
 /// <summary>The result of a boot run: outcome, diagnosis, the COM1 transcript and the run's numbers.</summary>
 /// <param name="Diagnosis">Why the run ended; for a failure, the cause as far as the machine can tell, never a guess stated as fact.</param>
 /// <param name="UnemulatedPorts">Ports without a device that the guest touched, the most recently accessed first (firmware probes many; information, not a cause).</param>
+/// <param name="SectorsRead">512-byte sectors the firmware and the guest read from the disk.</param>
+/// <param name="SectorsWritten">512-byte sectors they wrote (to the copy-on-write overlay unless the disk is writable).</param>
+/// <param name="EndReason">What stopped the run, whatever the verdict.</param>
+/// <param name="MissingPatterns">The expected patterns that never appeared on COM1 (empty on success).</param>
 public sealed record BootReport(
     BootOutcome Outcome,
     string Diagnosis,
@@ -56,7 +60,10 @@ public sealed record BootReport(
     double VirtualSeconds,
     double WallSeconds,
     long SectorsRead,
-    IReadOnlyList<UnemulatedPort> UnemulatedPorts)
+    IReadOnlyList<UnemulatedPort> UnemulatedPorts,
+    long SectorsWritten,
+    BootEndReason EndReason,
+    IReadOnlyList<string> MissingPatterns)
 {
     public bool Success => Outcome == BootOutcome.Success;
 
@@ -80,12 +87,14 @@ public static class BootRunner
     public static BootReport Run(IBlockDevice disk, BootSettings settings, CancellationToken cancellationToken = default)
     {
         ExecutionTrace? trace = settings.Trace is { } traceSettings ? new ExecutionTrace(traceSettings.InstructionDepth) : null;
+        // Counted here rather than in the disk controller, so the report does not depend on its model.
+        var countedDisk = new CountingBlockDevice(disk);
         var machine = new PcMachine(new MachineOptions(
-            settings.Firmware, settings.MemoryBytes, disk, trace, DiskOptions: new Virtio.VirtioBlkOptions(WriteCache: settings.GuestWriteCache)));
+            settings.Firmware, settings.MemoryBytes, countedDisk, trace, DiskOptions: new Virtio.VirtioBlkOptions(WriteCache: settings.GuestWriteCache)));
         string traceHeader = "the run ended with an exception in the emulator";
         try
         {
-            BootReport report = RunMachine(machine, settings, cancellationToken);
+            BootReport report = RunMachine(machine, countedDisk, settings, cancellationToken);
             traceHeader = $"{report.Outcome}: {report.Diagnosis}";
             return report;
         }
@@ -109,7 +118,7 @@ public static class BootRunner
         }
     }
 
-    private static BootReport RunMachine(PcMachine machine, BootSettings settings, CancellationToken cancellationToken)
+    private static BootReport RunMachine(PcMachine machine, CountingBlockDevice disk, BootSettings settings, CancellationToken cancellationToken)
     {
         bool noDisk = false;
         var result = machine.Run(
@@ -141,6 +150,19 @@ public static class BootRunner
             _ => (BootOutcome.Timeout, result.Diagnosis),
         };
 
+        BootEndReason endReason = result.Outcome switch
+        {
+            MachineOutcome.Matched when noDisk => BootEndReason.NoBootableDisk,
+            MachineOutcome.Matched => BootEndReason.PatternsMatched,
+            MachineOutcome.HaltedInterruptsOff => BootEndReason.HaltedInterruptsOff,
+            MachineOutcome.HaltedNothingToWake => BootEndReason.HaltedNothingToWake,
+            MachineOutcome.TripleFault => BootEndReason.TripleFault,
+            MachineOutcome.Unimplemented => BootEndReason.Unimplemented,
+            MachineOutcome.ResetRequested => BootEndReason.ResetRequested,
+            MachineOutcome.InstructionBudget => BootEndReason.InstructionBudget,
+            _ => BootEndReason.Timeout,
+        };
+
         if (settings.Expect.Count == 0 && outcome is BootOutcome.HaltedInterruptsOff or BootOutcome.HaltedNothingToWake)
         {
             // Without expectations, a guest that stops for good is the end of the run, not a failure.
@@ -155,9 +177,13 @@ public static class BootRunner
                 $"; the guest was still reading unemulated port {PortNames.Format(polled.Port)}: {polled.Count} reads, the last {sinceLastRead} instructions before the end, each returning all ones; it may be waiting for a device this machine does not emulate");
         }
 
+        string[] missing = outcome == BootOutcome.Success
+            ? []
+            : settings.Expect.Where(pattern => !pattern.IsMatch(serial)).Select(pattern => pattern.ToString()).ToArray();
         return new BootReport(
-            outcome, diagnosis, serial, result.Instructions, result.VirtualSeconds, result.WallSeconds, machine.Disk?.SectorsRead ?? 0,
-            unmapped.Select(access => new UnemulatedPort(access.Port, access.Write, access.Count)).ToArray());
+            outcome, diagnosis, serial, result.Instructions, result.VirtualSeconds, result.WallSeconds, disk.SectorsRead,
+            unmapped.Select(access => new UnemulatedPort(access.Port, access.Write, access.Count)).ToArray(),
+            disk.SectorsWritten, endReason, missing);
     }
 
     /// <summary>The unemulated port the guest was reading in a loop when the run was cut short, if any.</summary>

@@ -75,6 +75,12 @@ internal sealed class BenchCase
     /// <summary>Every run, warm-ups included, must exit with this code or the bench stops.</summary>
     public int ExpectedExitCode { get; init; }
 
+    /// <summary>
+    /// imgtool's runs may exit with another code without stopping the bench: the case's
+    /// <see cref="ReadImgtoolOutput"/> then reports the failure as a problem (a boot the machine cannot finish yet).
+    /// </summary>
+    public bool ImgtoolMayFail { get; init; }
+
     /// <summary>Drop stdout unread instead of keeping it for error messages (large outputs such as map).</summary>
     public bool DiscardStdout { get; init; }
 
@@ -160,6 +166,8 @@ internal static class BenchCases
         ConvertTo("vpc", "raw->vpc", "vpc"),
         ConvertTo("vhdx", "raw->vhdx", "vhdx"),
         BootCase.Create(),
+        LinuxBootCase.ToMarker(),
+        LinuxBootCase.ToHashes(),
     ];
 
     /// <summary>raw -> FORMAT with the same flags for both tools; the output is compared with the source by qemu-img.</summary>

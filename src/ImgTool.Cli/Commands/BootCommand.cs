@@ -12,7 +12,7 @@ namespace ImgTool.Cli.Commands;
 /// <summary>
 /// boot IMAGE [-f fmt] [--firmware PATH] [--memory 256M] [--timeout 120s] [--max-instructions N]
 /// [--expect REGEX]... [--serial-log FILE] [--trace FILE [--trace-depth N]] [--cache MODE] [--writable]: exit 0 once
-/// every pattern appeared on COM1.
+/// every pattern appeared on COM1 (without --expect, a login prompt: "login:").
 /// </summary>
 internal static class BootCommand
 {
@@ -23,7 +23,7 @@ internal static class BootCommand
         var memory = new Option<string>("--memory", "-m") { Description = "Guest RAM size", DefaultValueFactory = _ => "256M", HelpName = "size" };
         var timeout = new Option<string>("--timeout") { Description = "Wall-clock limit (e.g. 120s, 5m)", DefaultValueFactory = _ => "120s", HelpName = "time" };
         var maxInstructions = new Option<long>("--max-instructions") { Description = "Instruction budget", DefaultValueFactory = _ => BootOperation.DefaultMaxInstructions, HelpName = "N" };
-        var expect = new Option<string[]>("--expect") { Description = "Regular expression that must appear on COM1 (repeatable)", HelpName = "REGEX", AllowMultipleArgumentsPerToken = false };
+        var expect = new Option<string[]>("--expect") { Description = $"Regular expression that must appear on COM1 (repeatable; default: '{BootOperation.DefaultExpect}', a login prompt)", HelpName = "REGEX", AllowMultipleArgumentsPerToken = false };
         var serialLog = new Option<string?>("--serial-log") { Description = "Write the COM1 transcript to this file", HelpName = "FILE" };
         var trace = new Option<string?>("--trace")
         {
@@ -104,6 +104,11 @@ internal static class BootCommand
         if (!report.Success)
         {
             text.Append(CultureInfo.InvariantCulture, $"boot failed: {report.Diagnosis}\n");
+            if (report.MissingPatterns.Count > 0)
+            {
+                text.Append("expected on COM1 but not seen: ").AppendJoin(", ", report.MissingPatterns.Select(pattern => $"'{pattern}'")).Append('\n');
+            }
+
             // Terminal escape sequences (SeaBIOS's sercon clears the screen) are dropped from the tail.
             string plain = System.Text.RegularExpressions.Regex.Replace(report.Serial, "\u001b(\\[[0-9;?]*[A-Za-z]|c)", "");
             string[] lines = plain.Replace("\r", "", StringComparison.Ordinal).Split('\n');
@@ -129,9 +134,24 @@ internal static class BootCommand
         }
 
         text.Append(CultureInfo.InvariantCulture,
-            $"{report.Outcome}: {report.Instructions} instructions, {report.Mips:F1} MIPS, {report.VirtualSeconds:F3} s virtual, {report.WallSeconds:F3} s wall, {report.SectorsRead} sectors read\n");
+            $"{report.Outcome}: {report.Instructions} instructions, {report.Mips:F1} MIPS, {report.VirtualSeconds:F3} s virtual, {report.WallSeconds:F3} s wall, " +
+            $"{report.SectorsRead} sectors read, {report.SectorsWritten} written; ended: {EndReasonText(report.EndReason)}\n");
         return text.ToString();
     }
+
+    /// <summary>The reason the run stopped, in the summary line's words.</summary>
+    internal static string EndReasonText(BootEndReason reason) => reason switch
+    {
+        BootEndReason.PatternsMatched => "every expected pattern appeared",
+        BootEndReason.NoBootableDisk => "no bootable disk",
+        BootEndReason.HaltedInterruptsOff => "the guest halted with interrupts off (power-off)",
+        BootEndReason.HaltedNothingToWake => "the guest halted with nothing to wake it",
+        BootEndReason.TripleFault => "triple fault",
+        BootEndReason.Unimplemented => "unimplemented instruction or feature",
+        BootEndReason.ResetRequested => "the guest requested a reset",
+        BootEndReason.Timeout => "wall-clock timeout",
+        _ => "instruction budget used up",
+    };
 
     private static string Json(BootReport report) => JsonText.Build(w =>
     {
@@ -144,6 +164,15 @@ internal static class BootCommand
         w.WriteNumber("virtual-seconds", Math.Round(report.VirtualSeconds, 6));
         w.WriteNumber("wall-seconds", Math.Round(report.WallSeconds, 6));
         w.WriteNumber("sectors-read", report.SectorsRead);
+        w.WriteNumber("sectors-written", report.SectorsWritten);
+        w.WriteString("end-reason", report.EndReason.ToString());
+        w.WriteStartArray("missing-patterns");
+        foreach (string pattern in report.MissingPatterns)
+        {
+            w.WriteStringValue(pattern);
+        }
+
+        w.WriteEndArray();
         w.WriteStartArray("unemulated-ports");
         foreach (UnemulatedPort port in report.UnemulatedPorts)
         {

@@ -33,6 +33,12 @@ public sealed class BootOperation(ImageOpener opener)
     public const long DefaultMaxInstructions = 20_000_000_000;
     public const string DefaultFirmwarePath = "/usr/share/seabios/bios.bin";
 
+    /// <summary>
+    /// Success without --expect: a login prompt on the serial console, the usual end of a Linux boot
+    /// (getty's prompt, "HOSTNAME login: ").
+    /// </summary>
+    public const string DefaultExpect = "login:";
+
     public async ValueTask<BootReport> RunAsync(BootOptions options, CancellationToken cancellationToken = default)
     {
         byte[] firmware = LoadFirmware(options.FirmwarePath);
@@ -47,7 +53,8 @@ public sealed class BootOperation(ImageOpener opener)
         }
 
         var patterns = new List<Regex>();
-        foreach (string expect in options.Expect ?? [])
+        IReadOnlyList<string> expects = options.Expect is { Count: > 0 } given ? given : [DefaultExpect];
+        foreach (string expect in expects)
         {
             try
             {

@@ -45,10 +45,12 @@ public sealed class BootCommandTests : IDisposable
 
         var result = await Tools.Imgtool("boot", "-f", "raw", image, "--timeout", "120s", "--trace", trace, "--trace-depth", "5000");
 
-        Assert.True(result.ExitCode == 0, result.ToString());
+        // Without --expect success is a login prompt, which this sector never prints: it halts, and the
+        // trace is written whatever the outcome.
+        Assert.True(result.ExitCode == 1, result.ToString());
         string[] lines = await File.ReadAllLinesAsync(trace);
         Assert.StartsWith("# imgtool boot trace", lines[0], StringComparison.Ordinal);
-        Assert.StartsWith("# Success: ", lines[1], StringComparison.Ordinal);
+        Assert.StartsWith("# HaltedInterruptsOff: ", lines[1], StringComparison.Ordinal);
         string[] instructions = lines.Where(line => System.Text.RegularExpressions.Regex.IsMatch(line, @"^ *\d+  [0-9A-F]{4}:")).ToArray();
         Assert.Equal(5000, instructions.Length);
         // The sector's last instructions, at its own addresses (0000:7Cxx), as bytes and NASM text.
