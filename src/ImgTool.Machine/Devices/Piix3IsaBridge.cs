@@ -42,10 +42,11 @@ internal sealed class Piix3IsaBridge : PciFunction
     public Elcr Elcr { get; }
 
     /// <summary>
-    /// The PIRQ a PCI device's INTx pin reaches on this board: (slot + pin - 1) mod 4 with INTA# = pin 1,
-    /// the rotation QEMU's i440FX board wires and SeaBIOS's and the MP/$PIR tables describe.
+    /// The PIRQ a PCI device's INTx pin reaches on this board: (slot - 1 + pin - 1) mod 4 with INTA# = pin 1,
+    /// the rotation QEMU's i440FX board wires (pci_slot_get_pirq) and SeaBIOS's $PIR and MP tables describe
+    /// (piix_pci_slot_get_irq): slot 2 INTA# is PIRQB, which SeaBIOS routes to IRQ 10.
     /// </summary>
-    public static int PirqOf(int slot, int pin) => (slot + pin - 1) & (PirqCount - 1);
+    public static int PirqOf(int slot, int pin) => (slot - 1 + pin - 1) & (PirqCount - 1);
 
     /// <summary>The ISA IRQ a PIRQ is routed to now, or -1.</summary>
     public int RoutedIrq(int pirq)
