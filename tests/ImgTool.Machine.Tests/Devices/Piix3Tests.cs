@@ -99,8 +99,8 @@ public sealed class Piix3Tests
     {
         ConfigWrite(Piix3IsaBridge.PirqRouteA, 4, 0x0B0B0A0A); // A, B -> 10; C, D -> 11 (SeaBIOS's defaults)
         _bus.Out(ElcrPort + 1, 1, (1 << 2) | (1 << 3));
-        Action<bool> first = _isa.IntxLine(slot: 3, pin: 1);  // PIRQD
-        Action<bool> second = _isa.IntxLine(slot: 2, pin: 2); // PIRQD too
+        Action<bool> first = _isa.IntxLine(slot: 4, pin: 1);  // PIRQD
+        Action<bool> second = _isa.IntxLine(slot: 3, pin: 2); // PIRQD too
         first(true);
         second(true);
         first(false);

@@ -91,12 +91,28 @@ internal sealed partial class X86Cpu
     /// <summary>Delivers a vector; a fault during delivery escalates to a double fault, then a triple fault.</summary>
     internal void Deliver(int vector, DeliveryKind kind, bool hasErrorCode, uint errorCode)
     {
+        if (_deliveryDepth == 0)
+        {
+            _firstUndeliverable = _faultDuringFirst = -1;
+        }
+
+        _deliveryDepth++;
+        try
+        {
+            DeliverNested(vector, kind, hasErrorCode, errorCode);
+        }
+        finally
+        {
+            _deliveryDepth--;
+        }
+    }
+
+    private void DeliverNested(int vector, DeliveryKind kind, bool hasErrorCode, uint errorCode)
+    {
         EndBlock = true;
         uint savedEsp = R[ESP];
         uint savedEip = Eip;
-        _deliveryDepth++;
         bool ok = ProtectedMode ? DeliverProtected(vector, kind, hasErrorCode, errorCode) : DeliverReal(vector);
-        _deliveryDepth--;
         if (ok)
         {
             return;
@@ -111,26 +127,23 @@ internal sealed partial class X86Cpu
             return;
         }
 
-        bool escalate = vector == (int)Vector.DF
-            ? true
-            : (VectorClass.IsContributory(vector) && VectorClass.IsContributory(during)) ||
-              (vector == (int)Vector.PF && (VectorClass.IsContributory(during) || during == (int)Vector.PF));
-        if (vector == (int)Vector.DF)
+        if (vector == (int)Vector.DF || _deliveryDepth > 3)
         {
             Stop(CpuExit.TripleFault, TripleFaultDiagnosis(during));
             return;
         }
 
-        if (_deliveryDepth > 2)
+        if (_firstUndeliverable < 0)
         {
-            Stop(CpuExit.TripleFault, TripleFaultDiagnosis(during));
-            return;
+            // The diagnosis names the first delivery that failed and the last (the double fault's).
+            _firstUndeliverable = vector;
+            _faultDuringFirst = during;
         }
 
-        _firstUndeliverable = vector;
-        _faultDuringFirst = during;
         uint duringError = _faultErrorCode;
         bool duringHasError = _faultHasErrorCode;
+        bool escalate = (VectorClass.IsContributory(vector) && VectorClass.IsContributory(during)) ||
+            (vector == (int)Vector.PF && (VectorClass.IsContributory(during) || during == (int)Vector.PF));
         if (escalate)
         {
             Trace?.Exception((int)Vector.DF, true, 0);
