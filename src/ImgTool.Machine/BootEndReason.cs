@@ -29,4 +29,13 @@ public enum BootEndReason
 
     /// <summary>The instruction limit (--max-instructions).</summary>
     InstructionBudget,
+
+    /// <summary>The guest's kernel printed "Kernel panic - not syncing".</summary>
+    KernelPanic,
+
+    /// <summary>The same exception at the same instruction, delivered over and over (a page-fault loop).</summary>
+    ExceptionLoop,
+
+    /// <summary>A loop with interrupts off that keeps revisiting the same register states.</summary>
+    InterruptsOffSpin,
 }

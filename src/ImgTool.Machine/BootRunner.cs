@@ -36,6 +36,9 @@ public enum BootOutcome
     Timeout,
     InstructionBudget,
     ResetRequested,
+    KernelPanic,
+    ExceptionLoop,
+    InterruptsOffSpin,
 }
 
 /// <summary>An I/O port without a device that the guest read or wrote: reads return all ones, writes are dropped.</summary>
@@ -147,6 +150,9 @@ public static class BootRunner
             MachineOutcome.Unimplemented => (BootOutcome.Unimplemented, result.Diagnosis),
             MachineOutcome.ResetRequested => (BootOutcome.ResetRequested, result.Diagnosis),
             MachineOutcome.InstructionBudget => (BootOutcome.InstructionBudget, result.Diagnosis),
+            MachineOutcome.KernelPanic => (BootOutcome.KernelPanic, result.Diagnosis),
+            MachineOutcome.ExceptionLoop => (BootOutcome.ExceptionLoop, result.Diagnosis),
+            MachineOutcome.InterruptsOffSpin => (BootOutcome.InterruptsOffSpin, result.Diagnosis),
             _ => (BootOutcome.Timeout, result.Diagnosis),
         };
 
@@ -160,6 +166,9 @@ public static class BootRunner
             MachineOutcome.Unimplemented => BootEndReason.Unimplemented,
             MachineOutcome.ResetRequested => BootEndReason.ResetRequested,
             MachineOutcome.InstructionBudget => BootEndReason.InstructionBudget,
+            MachineOutcome.KernelPanic => BootEndReason.KernelPanic,
+            MachineOutcome.ExceptionLoop => BootEndReason.ExceptionLoop,
+            MachineOutcome.InterruptsOffSpin => BootEndReason.InterruptsOffSpin,
             _ => BootEndReason.Timeout,
         };
 

@@ -7,6 +7,7 @@ using ImgTool.Machine.Memory;
 using ImgTool.Machine.Pci;
 using ImgTool.Machine.Tracing;
 using ImgTool.Machine.Virtio;
+using ImgTool.Machine.Watchdogs;
 
 namespace ImgTool.Machine;
 
@@ -36,6 +37,15 @@ internal enum MachineOutcome
 
     /// <summary>The guest asked for a reset; <see cref="MachineRunResult.Reset"/> says through which path.</summary>
     ResetRequested,
+
+    /// <summary>The guest's kernel printed a panic (<see cref="Watchdogs.KernelPanicWatch"/>).</summary>
+    KernelPanic,
+
+    /// <summary>The same exception at the same instruction over and over.</summary>
+    ExceptionLoop,
+
+    /// <summary>A loop with interrupts off that cannot end (<see cref="Watchdogs.InterruptsOffSpin"/>).</summary>
+    InterruptsOffSpin,
 }
 
 /// <param name="Reset">For <see cref="MachineOutcome.ResetRequested"/>, the reset path the guest took.</param>
@@ -198,6 +208,8 @@ internal sealed class PcMachine
     {
         var wall = Stopwatch.StartNew();
         int checkedLength = -1;
+        var panic = new KernelPanicWatch();
+        var spin = new InterruptsOffSpin();
         while (true)
         {
             if (Serial.Length != checkedLength)
@@ -231,13 +243,25 @@ internal sealed class PcMachine
             UpdateTimedDevices();
 
             // Output written just before the guest stops still counts.
-            if (Serial.Length != checkedLength)
+            bool grew = Serial.Length != checkedLength;
+            if (grew)
             {
                 checkedLength = Serial.Length;
                 if (done(Serial.ToString()))
                 {
                     return Result(MachineOutcome.Matched, "expected output seen", wall);
                 }
+            }
+
+            if ((grew || panic.PanicLine is not null) && panic.Observe(Serial.ToString(), _cpu.Instructions))
+            {
+                return Result(MachineOutcome.KernelPanic,
+                    $"the guest kernel panicked: \"{panic.PanicLine}\" (guest at {_cpu.S[X86Cpu.CS].Selector:X4}:{_cpu.Eip:X8} afterwards)", wall);
+            }
+
+            if (exit == CpuExit.Budget && spin.Sample(_cpu))
+            {
+                return Result(MachineOutcome.InterruptsOffSpin, SpinDiagnosis(spin), wall);
             }
 
             if (_resetRequested is { } reset)
@@ -276,6 +300,8 @@ internal sealed class PcMachine
                     break;
                 case CpuExit.TripleFault:
                     return Result(MachineOutcome.TripleFault, _cpu.Diagnosis, wall);
+                case CpuExit.ExceptionLoop:
+                    return Result(MachineOutcome.ExceptionLoop, _cpu.Diagnosis, wall);
                 case CpuExit.Unimplemented:
                 case CpuExit.Stopped:
                     return Result(MachineOutcome.Unimplemented, _cpu.Diagnosis, wall);
@@ -327,6 +353,14 @@ internal sealed class PcMachine
         }
 
         return where;
+    }
+
+    private string SpinDiagnosis(InterruptsOffSpin spin)
+    {
+        long off = _cpu.Instructions - spin.OffSince;
+        return $"the guest is spinning with interrupts off at {_cpu.S[X86Cpu.CS].Selector:X4}:{_cpu.Eip:X8} ({_cpu.DescribeInstructionAt(_cpu.Eip)}): " +
+            $"IF has been clear for {off} instructions ({off * NsPerInstruction / 1e9:F1} s virtual) in a loop through {spin.LoopStates} register states " +
+            "that keeps coming back to them, so nothing can end it";
     }
 
     /// <summary>"at CS:EIP", and whether the CPU was halted there, for a run cut short by a limit.</summary>

@@ -150,6 +150,9 @@ internal static class BootCommand
         BootEndReason.Unimplemented => "unimplemented instruction or feature",
         BootEndReason.ResetRequested => "the guest requested a reset",
         BootEndReason.Timeout => "wall-clock timeout",
+        BootEndReason.KernelPanic => "kernel panic",
+        BootEndReason.ExceptionLoop => "exception loop",
+        BootEndReason.InterruptsOffSpin => "spinning with interrupts off",
         _ => "instruction budget used up",
     };
 

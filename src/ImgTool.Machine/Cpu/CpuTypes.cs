@@ -35,6 +35,9 @@ internal enum CpuExit
 
     /// <summary>A device asked the CPU to stop (reset request, guest-visible end of test).</summary>
     Stopped,
+
+    /// <summary>The same exception at the same instruction over and over (<see cref="ExceptionLoop"/>): the guest makes no progress.</summary>
+    ExceptionLoop,
 }
 
 /// <summary>

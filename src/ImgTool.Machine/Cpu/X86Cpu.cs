@@ -85,6 +85,9 @@ internal sealed unsafe partial class X86Cpu
 
     public bool Halted { get; set; }
 
+    /// <summary>Interrupts taken from the interrupt controller since power-on (the spin watchdog's sign of life).</summary>
+    public long HardwareInterrupts { get; private set; }
+
     /// <summary>What stopped the CPU when Run returned TripleFault, Unimplemented or Stopped.</summary>
     public string Diagnosis { get; private set; } = "";
 
@@ -126,6 +129,7 @@ internal sealed unsafe partial class X86Cpu
         Halted = false;
         InterruptShadow = false;
         ClearFault();
+        _exceptionLoop.Reset();
         _msrs.Clear();
         ResetFpu();
         FlushTlb();
@@ -150,6 +154,7 @@ internal sealed unsafe partial class X86Cpu
             {
                 Halted = false;
                 int vector = line.Acknowledge();
+                HardwareInterrupts++;
                 StartEip = Eip;
                 Trace?.Interrupt(TraceEventKind.HardwareInterrupt, vector);
                 Deliver(vector, DeliveryKind.External, hasErrorCode: false, errorCode: 0);

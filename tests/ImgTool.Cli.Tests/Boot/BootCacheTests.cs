@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 using ImgTool.Block.Host;
 using ImgTool.Operations.Boot;
@@ -95,24 +94,5 @@ public sealed class BootCacheTests : IDisposable
         return image;
     }
 
-    /// <summary>Assembles fixtures/bootsector/write.asm with nasm (tools/test.sh installs Debian's 'nasm').</summary>
-    private byte[] Assemble()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "ImgTool.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        Assert.NotNull(directory);
-        string source = Path.Combine(directory.FullName, "fixtures", "bootsector", "write.asm");
-        string binary = Path.Combine(_directory, "write.bin");
-        using var nasm = Process.Start(new ProcessStartInfo("nasm", ["-f", "bin", "-o", binary, source]) { RedirectStandardError = true })!;
-        string errors = nasm.StandardError.ReadToEnd();
-        nasm.WaitForExit();
-        Assert.True(nasm.ExitCode == 0, "nasm failed: " + errors);
-        byte[] sector = File.ReadAllBytes(binary);
-        Assert.Equal(512, sector.Length);
-        return sector;
-    }
+    private byte[] Assemble() => BootSectors.Assemble("write.asm", _directory);
 }

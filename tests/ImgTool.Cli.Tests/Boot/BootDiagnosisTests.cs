@@ -120,6 +120,108 @@ public sealed class BootDiagnosisTests : IDisposable
             report.GetProperty("diagnosis").GetString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_page_fault_loop_ends_with_the_fault_the_instruction_and_the_address()
+    {
+        // Protected mode with paging; the #PF handler returns without mapping anything (fixtures/bootsector).
+        byte[] code = BootSectors.Assemble("page-fault-loop.asm", _directory);
+
+        JsonElement report = await BootJsonAsync(code);
+
+        Assert.Equal("ExceptionLoop", report.GetProperty("outcome").GetString());
+        Assert.Equal("ExceptionLoop", report.GetProperty("end-reason").GetString());
+        Assert.Matches(
+            @"^page-fault loop: #PF \(14\) at 0008:[0-9A-F]{8} \('mov eax,ds:\[800000h\]', protected mode with paging, CPL 0\) " +
+            @"for linear address 0x00800000, error code 0x0000, delivered 20000 times in a row over \d+ instructions: " +
+            "the handler returns to the instruction without curing the cause$",
+            report.GetProperty("diagnosis").GetString());
+    }
+
+    [Fact]
+    public async Task A_loop_with_interrupts_off_that_cannot_end_is_named_a_spin_with_its_instruction()
+    {
+        byte[] code =
+        [
+            0xFA,       // cli
+            0xEB, 0xFE, // jmp $
+        ];
+
+        JsonElement report = await BootJsonAsync(code, "--max-instructions", "1000000000");
+
+        Assert.Equal("InterruptsOffSpin", report.GetProperty("outcome").GetString());
+        string diagnosis = report.GetProperty("diagnosis").GetString()!;
+        Assert.StartsWith("the guest is spinning with interrupts off at 0000:00007C01 ('jmp ", diagnosis, StringComparison.Ordinal);
+        Assert.Contains("in a loop through 1 register states", diagnosis, StringComparison.Ordinal);
+        Assert.True(report.GetProperty("instructions").GetInt64() < 400_000_000, "the spin should be called after a few virtual seconds");
+    }
+
+    /// <summary>The kernel's decompressor runs for seconds with interrupts off: work that makes progress is no spin.</summary>
+    [Fact]
+    public async Task A_long_loop_with_interrupts_off_whose_registers_keep_changing_is_not_a_spin()
+    {
+        byte[] code =
+        [
+            0xFA,             // cli
+            0x66, 0x31, 0xC9, // xor ecx, ecx
+            0x66, 0x41,       // next: inc ecx
+            0xEB, 0xFC,       // jmp next
+        ];
+
+        JsonElement report = await BootJsonAsync(code, "--max-instructions", "400000000");
+
+        Assert.Equal("InstructionBudget", report.GetProperty("outcome").GetString());
+    }
+
+    [Fact]
+    public async Task A_kernel_panic_ends_the_run_at_its_end_line_quoting_the_reason()
+    {
+        const string Reason = "VFS: Unable to mount root fs on unknown-block(0,0)";
+        byte[] code = PrintThen(
+            $"[    1.234567] Kernel panic - not syncing: {Reason}\r\n[    1.234600] Call Trace:\r\n" +
+            $"[    1.234700] ---[ end Kernel panic - not syncing: {Reason} ]---\r\n",
+            [0xEB, 0xFE]); // jmp $ (interrupts on, as panic's loop is not)
+
+        JsonElement report = await BootJsonAsync(code);
+
+        Assert.Equal("KernelPanic", report.GetProperty("outcome").GetString());
+        Assert.StartsWith($"the guest kernel panicked: \"Kernel panic - not syncing: {Reason}\"", report.GetProperty("diagnosis").GetString(), StringComparison.Ordinal);
+        Assert.True(report.GetProperty("instructions").GetInt64() < 40_000_000, "the run should end at the end line, not after the grace");
+    }
+
+    [Fact]
+    public async Task A_kernel_panic_without_its_end_line_ends_the_run_a_little_later()
+    {
+        byte[] code = PrintThen("Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\r\n", [0xEB, 0xFE]);
+
+        JsonElement report = await BootJsonAsync(code);
+
+        Assert.Equal("KernelPanic", report.GetProperty("outcome").GetString());
+        Assert.StartsWith("the guest kernel panicked: \"Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\"",
+            report.GetProperty("diagnosis").GetString(), StringComparison.Ordinal);
+    }
+
+    /// <summary>A boot sector that writes a message to COM1 byte by byte, then runs <paramref name="tail"/>.</summary>
+    private static byte[] PrintThen(string message, byte[] tail)
+    {
+        byte[] loop =
+        [
+            0x31, 0xC0, 0x8E, 0xD8, // xor ax, ax; mov ds, ax
+            0xBE, 0, 0,             // mov si, message (patched below)
+            0xBA, 0xF8, 0x03,       // mov dx, 0x3F8
+            0xAC,                   // next: lodsb
+            0x84, 0xC0,             // test al, al
+            0x74, 0x03,             // jz done
+            0xEE,                   // out dx, al
+            0xEB, 0xF8,             // jmp next
+        ];
+        int messageAddress = 0x7C00 + loop.Length + tail.Length;
+        loop[5] = (byte)messageAddress;
+        loop[6] = (byte)(messageAddress >> 8);
+        byte[] code = [.. loop, .. tail, .. System.Text.Encoding.ASCII.GetBytes(message), 0];
+        Assert.True(code.Length <= 510, "the message must fit in the boot sector");
+        return code;
+    }
+
     private async Task<JsonElement> BootJsonAsync(byte[] code, params string[] extraArgs)
     {
         string image = await WriteImageAsync(code);

@@ -16,6 +16,8 @@ internal sealed partial class X86Cpu
     private uint _faultErrorCode;
     private bool _faultHasErrorCode;
 
+    private ExceptionLoop _exceptionLoop;
+
     // Nesting of deliveries, for double and triple faults, and what failed, for the diagnosis.
     private int _deliveryDepth;
     private int _firstUndeliverable = -1, _faultDuringFirst = -1;
@@ -62,6 +64,13 @@ internal sealed partial class X86Cpu
         Eip = StartEip;
         Halted = false;
         Trace?.Exception(vector, _faultHasErrorCode, _faultErrorCode);
+        uint cr2 = vector == (int)Vector.PF ? Cr2 : 0;
+        if (_exceptionLoop.Record(vector, S[CS].Selector, StartEip, _faultErrorCode, cr2, Instructions))
+        {
+            Stop(CpuExit.ExceptionLoop, ExceptionLoopDiagnosis(vector, cr2));
+            return;
+        }
+
         Deliver(vector, DeliveryKind.Exception, _faultHasErrorCode, _faultErrorCode);
     }
 
@@ -155,6 +164,18 @@ internal sealed partial class X86Cpu
             Trace?.Exception(during, duringHasError, duringError);
             Deliver(during, DeliveryKind.Exception, duringHasError, duringError);
         }
+    }
+
+    /// <summary>The exception, where it was raised, the instruction there and how often it came back.</summary>
+    private string ExceptionLoopDiagnosis(int vector, uint cr2)
+    {
+        string mode = !ProtectedMode ? "real mode" : $"protected mode{(PagingEnabled ? " with paging" : "")}, CPL {Cpl}";
+        string what = vector == (int)Vector.PF ? "page-fault loop" : "exception loop";
+        string address = vector == (int)Vector.PF ? $" for linear address 0x{cr2:X8}" : "";
+        string error = _faultHasErrorCode ? $", error code 0x{_faultErrorCode:X4}" : "";
+        return $"{what}: {ExceptionNames.Describe(vector)} at {S[CS].Selector:X4}:{StartEip:X8} ({DescribeInstructionAt(StartEip)}, {mode}){address}{error}, " +
+            $"delivered {_exceptionLoop.Repeats} times in a row over {Instructions - _exceptionLoop.FirstInstruction} instructions: " +
+            "the handler returns to the instruction without curing the cause";
     }
 
     /// <summary>Names where the CPU was, the instruction there, and the chain of deliveries that failed.</summary>
