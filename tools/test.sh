@@ -60,5 +60,10 @@ done
 if [ "$passed" -eq 0 ] && [ "$status" -ne 0 ]; then
   failed=$((failed > 0 ? failed : 1)) # the build failed: nothing ran
 fi
+# The names of failed tests, just above the totals, so the tail of a CI log says what broke.
+for trx in "$results"/*.trx; do
+  [ -e "$trx" ] || continue
+  grep -o '<UnitTestResult [^>]*outcome="Failed"[^>]*>' "$trx" | sed -n 's/.* testName="\([^"]*\)".*/FAILED: \1/p'
+done
 echo "$passed passed, $failed failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

@@ -26,6 +26,21 @@ internal static class Tools
     /// name against its working directory, not the image's folder.</summary>
     public static async Task<RunResult> QemuIn(string? workingDirectory, string tool, params string[] args)
     {
+        // QEMU calibrates LUKS's PBKDF2 iteration count on the thread's CPU time, and gives up when a round
+        // measured 0 ms, which happens on a loaded machine (crypto/pbkdf.c): that is QEMU's flake, not a result.
+        const string CalibrationFlake = "Unable to get accurate CPU usage";
+        const int Attempts = 5;
+        RunResult result = await RunQemuOnce(workingDirectory, tool, args);
+        for (int attempt = 1; attempt < Attempts && result.ExitCode != 0 && result.Err.Contains(CalibrationFlake, StringComparison.Ordinal); attempt++)
+        {
+            result = await RunQemuOnce(workingDirectory, tool, args);
+        }
+
+        return result;
+    }
+
+    private static async Task<RunResult> RunQemuOnce(string? workingDirectory, string tool, string[] args)
+    {
         var start = new ProcessStartInfo(tool, args)
         {
             RedirectStandardOutput = true,
