@@ -141,6 +141,9 @@ internal sealed class PcMachine
         _io.Map(PostCodePortNumber, OnePort, PostCodes);
         _io.Map(DebugConsolePort, OnePort, _debugConsole);
         _io.Map(ApmPorts.FirstPort, ApmPorts.PortCount, new ApmPorts());
+        var coprocessorError = new CoprocessorErrorPort(level => _pic.SetIrq(CoprocessorErrorPort.Irq, level));
+        _io.Map(CoprocessorErrorPort.Port, OnePort, coprocessorError);
+        _cpu.CoprocessorError = coprocessorError.RaiseError;
 
         var fwCfg = new FwCfg(options.RamSizeBytes);
         var e820 = new byte[E820EntryBytes];

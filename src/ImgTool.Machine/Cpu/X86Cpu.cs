@@ -80,6 +80,9 @@ internal sealed unsafe partial class X86Cpu
     /// <summary>The INTR line; null for a CPU without interrupt controller (the vector tests).</summary>
     public IInterruptLine? Interrupts { get; set; }
 
+    /// <summary>FERR#: an unmasked x87 exception at a waiting instruction while CR0.NE is clear (the board's IRQ 13); without it, #MF.</summary>
+    public Action? CoprocessorError { get; set; }
+
     /// <summary>Retired instructions (each REP iteration counts): the machine's clock and the TSC.</summary>
     public long Instructions { get; set; }
 

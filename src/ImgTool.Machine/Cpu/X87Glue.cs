@@ -20,13 +20,20 @@ internal sealed partial class X86Cpu
         var bridge = _fpuBridge;
         bridge.Set(op.Segment, offset);
         var context = new X87Context(ProtectedMode && (_eflags & Flags.VM) == 0, op.Size2 == 4, S[CS].Selector, StartEip, S[op.Segment].Selector, offset);
-        switch (_fpu.Execute(in instruction, bridge, in context))
+        X87Outcome outcome = _fpu.Execute(in instruction, bridge, in context);
+        if (outcome == X87Outcome.MathFault && (Cr0 & ControlBits.Cr0NE) == 0 && CoprocessorError is { } ferr)
+        {
+            // CR0.NE clear: the error goes out on FERR# (IRQ 13 on a PC) instead of #MF, and the instruction goes on.
+            ferr();
+            outcome = _fpu.Execute(in instruction, bridge, in context, ignorePendingError: true);
+        }
+
+        switch (outcome)
         {
             case X87Outcome.Completed:
             case X87Outcome.MemoryFault:
                 break;
             case X87Outcome.MathFault:
-                // With CR0.NE clear the error goes out on FERR# to IRQ13 on a PC; Linux sets NE on every CPU it runs.
                 RaiseFault(Vector.MF);
                 break;
             case X87Outcome.GeneralProtection:

@@ -107,9 +107,10 @@ internal sealed partial class X87Fpu
 
     public int Top => top;
 
-    public X87Outcome Execute(in X87Instruction instruction, IFpuHost host, in X87Context context)
+    /// <param name="ignorePendingError">IGNNE#: a waiting instruction goes on despite a pending unmasked exception (the PC's FERR# wiring with CR0.NE clear).</param>
+    public X87Outcome Execute(in X87Instruction instruction, IFpuHost host, in X87Context context, bool ignorePendingError = false)
     {
-        if (!instruction.NoWait && ErrorPending)
+        if (!instruction.NoWait && ErrorPending && !ignorePendingError)
         {
             // A waiting instruction first reports the pending unmasked exception (SDM vol. 1, 8.6).
             return X87Outcome.MathFault;
