@@ -6,7 +6,8 @@ namespace ImgTool.Formats.Vdi;
 
 /// <summary>
 /// `check` for VDI: what QEMU's vdi check counts (entries naming a slot past the block count, slots used by two blocks,
-/// a blocks-allocated count that differs from the map's) plus blocks whose data lies past the end of the file. Each is
+/// a blocks-allocated count that differs from the map's) plus blocks whose data lies past the end of the file and a used
+/// slot at or past the header's count, where the next block would be allocated over it. Each is
 /// one corruption, as in QEMU, so the exit codes agree (0 clean, 2 corrupt). QEMU repairs nothing (-r is "not supported");
 /// imgtool's -r all repairs what can be repaired without guessing:
 /// <list type="bullet">
@@ -28,8 +29,18 @@ internal sealed partial class VdiImage
         {
             VdiBlockMapScan scan = VdiBlockMap.Scan(_map, _header, SizeBytes, _file.Length);
             bool countWrong = scan.AllocatedEntries != _header.BlocksAllocated;
-            bool repairing = repair.HasFlag(CheckRepair.Errors) && !_file.IsReadOnly && (!scan.IsClean || countWrong);
+
+            // New blocks go to the slot the header counts up to: a used slot at or above it would be overwritten by the
+            // next allocation (QEMU does not look for this; slots with gaps are not made by QEMU or VirtualBox).
+            bool nextSlotUsed = scan.MaxSlot >= _header.BlocksAllocated;
+            bool repairing = repair.HasFlag(CheckRepair.Errors) && !_file.IsReadOnly && (!scan.IsClean || countWrong || nextSlotUsed);
             List<CheckFinding> findings = Findings(scan, countWrong, repairing);
+            if (nextSlotUsed)
+            {
+                findings.Add(new CheckFinding(CheckSeverity.Corruption, "header", VdiHeader.BlocksAllocatedOffset,
+                    $"slot {scan.MaxSlot} is in use but the header counts {_header.BlocksAllocated} allocated blocks: the next block allocated would overwrite it", repairing));
+            }
+
             long repaired = 0;
             if (repairing)
             {
