@@ -62,12 +62,13 @@ internal static class VdiBlockMap
                 continue;
             }
 
-            allocated++;
             if (slot >= header.BlockCount)
             {
                 outOfRange.Add(block);
                 continue;
             }
+
+            allocated++;
 
             if (DataEnd(header, block, slot, diskSizeBytes) > fileLength)
             {
@@ -117,7 +118,7 @@ internal static class VdiBlockMap
 /// <param name="OutOfRange">Blocks whose slot is not below the block count.</param>
 /// <param name="PastEnd">Blocks whose data lies (partly) past the end of the file.</param>
 /// <param name="Shared">Blocks whose slot an earlier block (<c>First</c>) already uses.</param>
-/// <param name="AllocatedEntries">Entries that name a slot, valid or not.</param>
+/// <param name="AllocatedEntries">Entries that name a slot below the block count (QEMU's check counts only those).</param>
 /// <param name="MaxSlot">The highest slot in range that an entry names, or -1.</param>
 internal sealed record VdiBlockMapScan(
     IReadOnlyList<long> OutOfRange,

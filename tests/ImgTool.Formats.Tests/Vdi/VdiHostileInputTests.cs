@@ -75,9 +75,9 @@ public sealed class VdiHostileInputTests
         var e = await Assert.ThrowsAsync<ImageCorruptException>(async () => await image.ReadAsync(3 * MiB, new byte[512]));
         Assert.Contains("run 'check -r all'", e.Message, StringComparison.Ordinal);
         CheckReport report = await ((ICheckable)image).CheckAsync(CheckRepair.None);
-        Assert.Equal(2, report.Corruptions); // the entry, and the count that no longer matches
+        Assert.Equal(1, report.Corruptions); // as QEMU: the entry; the count leaves out-of-range entries out
         CheckReport repaired = await ((ICheckable)image).CheckAsync(CheckRepair.All);
-        Assert.Equal(2, repaired.CorruptionsFixed);
+        Assert.Equal(1, repaired.CorruptionsFixed);
         Assert.Equal(0, await Corruptions(image));
         byte[] back = new byte[512];
         await image.ReadAsync(3 * MiB, back);
