@@ -10,6 +10,7 @@ namespace ImgTool.Formats;
 /// <param name="OpenBacking">Open the backing chain too (false for `info` without --backing-chain and for `rebase -u`).</param>
 /// <param name="EncryptionPassword">The key secret for the top image (encrypt.key-secret), or null.</param>
 /// <param name="MetadataOnly">No guest data will be read (info): encrypted images open without a key.</param>
+/// <param name="BackingFile">The top image's backing file as the user names it, for formats that store none (VDI).</param>
 public sealed record ImageOpenRequest(
     string? Format = null,
     bool ReadOnly = true,
@@ -17,7 +18,8 @@ public sealed record ImageOpenRequest(
     CacheMode Cache = CacheMode.Writeback,
     bool OpenBacking = true,
     byte[]? EncryptionPassword = null,
-    bool MetadataOnly = false);
+    bool MetadataOnly = false,
+    string? BackingFile = null);
 
 /// <summary>Opens an image file: probes or forces its format, then opens its backing chain, read-only,
 /// with relative backing names resolved against the folder of the image that names them.</summary>
@@ -46,6 +48,7 @@ public sealed class ImageOpener(FormatRegistry registry)
             {
                 Format = opts.Driver ?? request.Format,
                 EncryptionPassword = opts.KeySecretId is { } id ? Secret(id) : request.EncryptionPassword,
+                BackingFile = opts.BackingFileName ?? request.BackingFile,
             };
             path = opts.FileName;
         }
@@ -132,7 +135,7 @@ public sealed class ImageOpener(FormatRegistry registry)
             FormatDriver driver = forced ?? await ProbeAsync(host, cancellationToken).ConfigureAwait(false);
             IReadOnlyList<string> chain = [.. above, canonical];
             ImageOpenContext context = new(request.ReadOnly, request.OpenBacking ? OpenBacking : null, OpenRelated, AllowOutsideFiles,
-                above.Count == 0 ? request.EncryptionPassword : null, request.MetadataOnly);
+                above.Count == 0 ? request.EncryptionPassword : null, request.MetadataOnly, above.Count == 0 ? request.BackingFile : null);
             return await driver.OpenAsync(host, context, cancellationToken).ConfigureAwait(false);
 
             // Backing files are always opened read-only: only the top image is ever written.

@@ -7,7 +7,8 @@ namespace ImgTool.Formats;
 /// (comma-separated key=value pairs; a doubled comma is a literal comma, as in QEMU's option strings).
 /// We accept the keys that matter for opening an image; any other key is an error rather than ignored.
 /// </summary>
-public sealed record ImageOptsString(string FileName, string? Driver, string? KeySecretId)
+/// <param name="BackingFileName">"backing.file.filename": the backing file to use, for formats that do not store its name (VDI).</param>
+public sealed record ImageOptsString(string FileName, string? Driver, string? KeySecretId, string? BackingFileName = null)
 {
     /// <summary>
     /// How qemu-img names the image in `info`: the plain file name when the options add nothing else, else
@@ -39,6 +40,7 @@ public sealed record ImageOptsString(string FileName, string? Driver, string? Ke
         string? fileName = null;
         string? driver = null;
         string? secret = null;
+        string? backing = null;
         foreach ((string key, string value) in Split(text))
         {
             switch (key)
@@ -52,17 +54,21 @@ public sealed record ImageOptsString(string FileName, string? Driver, string? Ke
                 case "encrypt.key-secret" or "key-secret":
                     secret = value;
                     break;
-                case "file.driver" when value == "file":
+                case "backing.file.filename":
+                    backing = value;
+                    break;
+                case "file.driver" or "backing.file.driver" when value == "file":
                     break;
                 default:
-                    throw new InvalidOptionException($"image option '{key}' is not supported (driver, file.filename, encrypt.key-secret are)", text);
+                    throw new InvalidOptionException($"image option '{key}' is not supported (driver, file.filename, encrypt.key-secret, backing.file.filename are)", text);
             }
         }
 
         return new ImageOptsString(
             fileName ?? throw new InvalidOptionException("image options name no file (file.filename=...)", text),
             driver,
-            secret);
+            secret,
+            backing);
     }
 
     /// <summary>Splits "a=1,b=2" into pairs; ",," stands for a comma inside a value.</summary>

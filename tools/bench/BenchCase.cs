@@ -165,6 +165,8 @@ internal static class BenchCases
         ConvertFrom("vmdk-raw", "vmdk->raw", "vmdk"),
         ConvertTo("vpc", "raw->vpc", "vpc"),
         ConvertTo("vhdx", "raw->vhdx", "vhdx"),
+        ConvertTo("vdi", "raw->vdi", "vdi"),
+        ConvertFrom("vdi-raw", "vdi->raw", "vdi"),
         BootCase.Create(),
         LinuxBootCase.ToMarker(),
         LinuxBootCase.ToHashes(),
