@@ -65,13 +65,16 @@ public readonly ref struct ProbeInput(ReadOnlySpan<byte> head, ReadOnlySpan<byte
 /// A descriptor is data from the image: without this, it must not make us open arbitrary files.</param>
 /// <param name="EncryptionPassword">The secret that unlocks an encrypted image (qemu's encrypt.key-secret), or null.</param>
 /// <param name="MetadataOnly">The caller reads no guest data (info): an encrypted image opens without its key.</param>
+/// <param name="Checking">The image is opened for `check` (QEMU's BDRV_O_CHECK): a driver that checks a dirty image on
+/// open (QED's need-check bit) leaves that to the check, which reports and repairs what it finds.</param>
 public sealed record ImageOpenContext(
     bool ReadOnly,
     Func<string, string?, CancellationToken, ValueTask<IImage>>? OpenBackingAsync,
     Func<string, bool, IHostFile>? OpenRelatedFile = null,
     bool AllowOutsideFiles = false,
     byte[]? EncryptionPassword = null,
-    bool MetadataOnly = false);
+    bool MetadataOnly = false,
+    bool Checking = false);
 
 /// <summary>A create request: the virtual size, the parsed `-o` options and the backing file, if any.</summary>
 /// <param name="CreateRelatedFile">For multi-file formats: creates (or empties) another file named relative to the new
