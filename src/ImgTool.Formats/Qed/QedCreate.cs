@@ -27,8 +27,8 @@ internal static class QedCreate
 
         // QEMU silently rounds the size up to a whole sector.
         long sizeBytes = (request.SizeBytes + QedLimits.SectorBytes - 1) / QedLimits.SectorBytes * QedLimits.SectorBytes;
-        long maxSize = QedGeometry.MaxImageSize((uint)clusterSize, (uint)tableSize);
-        if (request.SizeBytes < 0 || sizeBytes > maxSize)
+        ulong maxSize = QedGeometry.QemuMaxImageSize((uint)clusterSize, (uint)tableSize);
+        if (request.SizeBytes < 0 || (ulong)sizeBytes > maxSize)
         {
             throw new InvalidOptionException($"QED image size must be a non-zero multiple of cluster size and less than {maxSize} bytes", file.Path);
         }

@@ -73,4 +73,15 @@ internal sealed class QedGeometry
         UInt128 max = entries * entries * clusterSize;
         return max > long.MaxValue ? long.MaxValue : (long)max;
     }
+
+    /// <summary>
+    /// The same limit as QEMU 7.2 computes it, in 64 bits that wrap: for cluster_size * table_size of 16 MiB and more the
+    /// true limit passes 2^64 and QEMU's comes out small or 0, so it refuses to create, and to open, such images. Create
+    /// uses this, so that every image we make QEMU can open; open uses the spec's <see cref="MaxImageSize"/>.
+    /// </summary>
+    public static ulong QemuMaxImageSize(uint clusterSize, uint tableSize)
+    {
+        ulong entries = (ulong)clusterSize * tableSize / OffsetTable.EntryBytes;
+        return unchecked(entries * clusterSize * entries);
+    }
 }

@@ -65,7 +65,12 @@ internal sealed partial class QedImage : IImage, IBackingChain, ICheckable
 
     public bool IsReadOnly => _readOnly;
 
-    public ImageDetails Details => new(ClusterSizeBytes: Geometry.ClusterSize, DirtyFlag: Header.Has(QedFeatures.NeedCheck));
+    /// <summary>qemu-img 7.2's info prints "dirty-flag": false for QED even with the need-check bit set (observed), so
+    /// we do too; <see cref="NeedsCheck"/> tells the truth.</summary>
+    public ImageDetails Details => new(ClusterSizeBytes: Geometry.ClusterSize, DirtyFlag: false);
+
+    /// <summary>The need-check bit: the image was not closed cleanly, or an allocating write is under way.</summary>
+    public bool NeedsCheck => Header.Has(QedFeatures.NeedCheck);
 
     public static async ValueTask<QedImage> OpenAsync(IHostFile file, ImageOpenContext context, CancellationToken cancellationToken)
     {

@@ -82,6 +82,13 @@ public sealed class QedImageTests
     }
 
     [Fact]
+    public async Task Create_refuses_sizes_qemu_cannot_open_where_its_limit_overflows()
+    {
+        // 8 MiB clusters, 2-cluster tables: the limit is 2^65, which QEMU computes as 0.
+        await Assert.ThrowsAsync<InvalidOptionException>(async () => await CreateInMemoryAsync(MiB, "cluster_size=8M,table_size=2"));
+    }
+
+    [Fact]
     public async Task Create_refuses_a_backing_name_that_does_not_fit_the_header()
     {
         await Assert.ThrowsAsync<InvalidOptionException>(async () => await CreateInMemoryAsync(MiB, "cluster_size=4k", new string('a', 4096 - 63), "raw"));
@@ -172,7 +179,7 @@ public sealed class QedImageTests
         Assert.False((await ReadHeaderAsync(file)).Has(QedFeatures.NeedCheck));
         await image.WriteAsync(0, new byte[4096]);
         Assert.True((await ReadHeaderAsync(file)).Has(QedFeatures.NeedCheck));
-        Assert.True(image.Details.DirtyFlag);
+        Assert.True(((QedImage)image).NeedsCheck);
         await image.DisposeAsync();
         Assert.False((await ReadHeaderAsync(file)).Has(QedFeatures.NeedCheck));
     }
