@@ -67,6 +67,8 @@ public readonly ref struct ProbeInput(ReadOnlySpan<byte> head, ReadOnlySpan<byte
 /// <param name="MetadataOnly">The caller reads no guest data (info): an encrypted image opens without its key.</param>
 /// <param name="BackingFileOverride">A backing file the user named for this image (--image-opts backing.file.filename=),
 /// for formats that store no backing file name (a differencing VDI links its parent by UUID only); null otherwise.</param>
+/// <param name="Checking">The image is opened for `check` (QEMU's BDRV_O_CHECK): a driver that checks a dirty image on
+/// open (QED's need-check bit) leaves that to the check, which reports and repairs what it finds.</param>
 public sealed record ImageOpenContext(
     bool ReadOnly,
     Func<string, string?, CancellationToken, ValueTask<IImage>>? OpenBackingAsync,
@@ -74,7 +76,8 @@ public sealed record ImageOpenContext(
     bool AllowOutsideFiles = false,
     byte[]? EncryptionPassword = null,
     bool MetadataOnly = false,
-    string? BackingFileOverride = null);
+    string? BackingFileOverride = null,
+    bool Checking = false);
 
 /// <summary>A create request: the virtual size, the parsed `-o` options and the backing file, if any.</summary>
 /// <param name="CreateRelatedFile">For multi-file formats: creates (or empties) another file named relative to the new

@@ -12,7 +12,7 @@ namespace ImgTool.Formats;
 public sealed class FormatRegistry(IReadOnlyList<FormatDriver> drivers)
 {
     /// <summary>Every built-in format.</summary>
-    public static FormatRegistry Default { get; } = new([Qcow2Format.Instance, VmdkFormat.Instance, VhdFormat.Instance, VhdxFormat.Instance, Vdi.VdiFormat.Instance, LuksFormat.Instance, RawFormat.Instance]);
+    public static FormatRegistry Default { get; } = new([Qcow2Format.Instance, Qed.QedFormat.Instance, VmdkFormat.Instance, VhdFormat.Instance, VhdxFormat.Instance, Vdi.VdiFormat.Instance, LuksFormat.Instance, RawFormat.Instance]);
 
     public IReadOnlyList<FormatDriver> Drivers { get; } = drivers;
 

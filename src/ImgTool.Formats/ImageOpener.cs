@@ -11,6 +11,7 @@ namespace ImgTool.Formats;
 /// <param name="EncryptionPassword">The key secret for the top image (encrypt.key-secret), or null.</param>
 /// <param name="MetadataOnly">No guest data will be read (info): encrypted images open without a key.</param>
 /// <param name="BackingFile">The top image's backing file as the user names it, for formats that store none (VDI).</param>
+/// <param name="Checking">Opened for `check`: the top image skips its own open-time consistency check (QEMU's BDRV_O_CHECK).</param>
 public sealed record ImageOpenRequest(
     string? Format = null,
     bool ReadOnly = true,
@@ -19,7 +20,8 @@ public sealed record ImageOpenRequest(
     bool OpenBacking = true,
     byte[]? EncryptionPassword = null,
     bool MetadataOnly = false,
-    string? BackingFile = null);
+    string? BackingFile = null,
+    bool Checking = false);
 
 /// <summary>Opens an image file: probes or forces its format, then opens its backing chain, read-only,
 /// with relative backing names resolved against the folder of the image that names them.</summary>
@@ -135,7 +137,7 @@ public sealed class ImageOpener(FormatRegistry registry)
             FormatDriver driver = forced ?? await ProbeAsync(host, cancellationToken).ConfigureAwait(false);
             IReadOnlyList<string> chain = [.. above, canonical];
             ImageOpenContext context = new(request.ReadOnly, request.OpenBacking ? OpenBacking : null, OpenRelated, AllowOutsideFiles,
-                above.Count == 0 ? request.EncryptionPassword : null, request.MetadataOnly, above.Count == 0 ? request.BackingFile : null);
+                above.Count == 0 ? request.EncryptionPassword : null, request.MetadataOnly, above.Count == 0 ? request.BackingFile : null, above.Count == 0 && request.Checking);
             return await driver.OpenAsync(host, context, cancellationToken).ConfigureAwait(false);
 
             // Backing files are always opened read-only: only the top image is ever written.

@@ -163,6 +163,8 @@ internal static class BenchCases
         ConvertTo("vmdk", "raw->vmdk (monolithicSparse)", "vmdk"),
         ConvertTo("vmdk-stream", "raw->vmdk (streamOptimized)", "vmdk", ["-o", "subformat=streamOptimized"]),
         ConvertFrom("vmdk-raw", "vmdk->raw", "vmdk"),
+        ConvertTo("qed", "raw->qed", "qed"),
+        ConvertFrom("qed-raw", "qed->raw", "qed"),
         ConvertTo("vpc", "raw->vpc", "vpc"),
         ConvertTo("vhdx", "raw->vhdx", "vhdx"),
         ConvertTo("vdi", "raw->vdi", "vdi"),

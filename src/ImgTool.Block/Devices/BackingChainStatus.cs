@@ -7,7 +7,8 @@ public static class BackingChainStatus
     /// The status at <paramref name="offsetBytes"/> of the first layer that describes it. An
     /// unallocated range falls through to the backing device (depth + 1); past the end of a shorter
     /// backing device, or at the bottom of the chain, an unallocated range reads as zeros and is
-    /// reported as Unallocated at the depth where the chain ended.
+    /// reported as Unallocated at the depth of the layer that said so (QEMU's block status sets ZERO
+    /// there and stops: qemu-img map prints depth 0 for a top layer past its backing file's end).
     /// </summary>
     public static async ValueTask<BlockStatus> GetAsync(IBlockDevice device, long offsetBytes, long lengthBytes, CancellationToken cancellationToken = default)
     {
@@ -24,8 +25,8 @@ public static class BackingChainStatus
 
             if (offsetBytes >= backing.SizeBytes)
             {
-                // A backing file shorter than its overlay reads as zeros past its end.
-                return status with { Depth = depth + 1 };
+                // A backing file shorter than its overlay reads as zeros past its end; the overlay answers.
+                return status with { Depth = depth };
             }
 
             lengthBytes = Math.Min(status.LengthBytes, backing.SizeBytes - offsetBytes);

@@ -462,11 +462,7 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
             await File.WriteAsync(blockOffset, block, cancellationToken).ConfigureAwait(false);
         }
 
-        byte[] raw = new byte[tableClusters * ClusterSize];
-        for (int i = 0; i < table.Length; i++)
-        {
-            BinaryPrimitives.WriteInt64BigEndian(raw.AsSpan(i * 8), table[i]);
-        }
+        byte[] raw = OffsetTable.Serialize(table, TableByteOrder.BigEndian, tableClusters * ClusterSize);
 
         await File.WriteAsync(tableOffset, raw, cancellationToken).ConfigureAwait(false);
         image.Refcounts.Replace(tableOffset, table);

@@ -199,16 +199,7 @@ internal sealed partial class Qcow2Image : ISnapshots
         TryFind(snapshots, idOrName)
         ?? throw new ImgToolException($"snapshot '{idOrName}' not found", HostFile.Path);
 
-    private static byte[] SerializeL1(long[] l1)
-    {
-        byte[] raw = new byte[l1.Length * 8L];
-        for (int i = 0; i < l1.Length; i++)
-        {
-            BinaryPrimitives.WriteInt64BigEndian(raw.AsSpan(i * 8), l1[i]);
-        }
-
-        return raw;
-    }
+    private static byte[] SerializeL1(long[] l1) => OffsetTable.Serialize(l1, TableByteOrder.BigEndian);
 
     /// <summary>Writes the table to new clusters, points the header at it and frees the old one.</summary>
     private async ValueTask WriteSnapshotTableAsync(IReadOnlyList<Qcow2Snapshot> snapshots, long oldTableBytes, CancellationToken cancellationToken)

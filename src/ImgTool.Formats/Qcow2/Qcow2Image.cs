@@ -224,18 +224,8 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
     public static ValueTask<Qcow2Image> OpenForCreateAsync(IHostFile file, IHostFile? dataFile, CancellationToken cancellationToken) =>
         OpenAsync(file, new ImageOpenContext(false, null), dataFile, cancellationToken);
 
-    public static async ValueTask<long[]> ReadL1Async(IHostFile file, long offset, int entries, CancellationToken cancellationToken)
-    {
-        byte[] raw = new byte[entries * 8L];
-        await file.ReadZeroFilledAsync(offset, raw, cancellationToken).ConfigureAwait(false);
-        long[] l1 = new long[entries];
-        for (int i = 0; i < entries; i++)
-        {
-            l1[i] = BinaryPrimitives.ReadInt64BigEndian(raw.AsSpan(i * 8));
-        }
-
-        return l1;
-    }
+    public static ValueTask<long[]> ReadL1Async(IHostFile file, long offset, int entries, CancellationToken cancellationToken) =>
+        OffsetTable.ReadAsync(file, offset, entries, TableByteOrder.BigEndian, cancellationToken);
 
     /// <summary>
     /// Before the first write: clear autoclear bits we do not maintain (the spec requires it), and

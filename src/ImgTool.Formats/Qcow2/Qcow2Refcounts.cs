@@ -46,19 +46,8 @@ internal sealed class Qcow2Refcounts
 
     public ulong MaxRefcount => RefcountBits == 64 ? ulong.MaxValue : (1UL << RefcountBits) - 1;
 
-    public static async ValueTask<long[]> ReadTableAsync(IHostFile file, long offset, int clusters, int clusterBits, CancellationToken cancellationToken)
-    {
-        int bytes = clusters << clusterBits;
-        byte[] raw = new byte[bytes];
-        await file.ReadZeroFilledAsync(offset, raw, cancellationToken).ConfigureAwait(false);
-        long[] table = new long[bytes / 8];
-        for (int i = 0; i < table.Length; i++)
-        {
-            table[i] = BinaryPrimitives.ReadInt64BigEndian(raw.AsSpan(i * 8));
-        }
-
-        return table;
-    }
+    public static ValueTask<long[]> ReadTableAsync(IHostFile file, long offset, int clusters, int clusterBits, CancellationToken cancellationToken) =>
+        OffsetTable.ReadAsync(file, offset, (clusters << clusterBits) / OffsetTable.EntryBytes, TableByteOrder.BigEndian, cancellationToken);
 
     public void DropCache() => _blocks.Clear();
 
@@ -288,11 +277,7 @@ internal sealed class Qcow2Refcounts
 
             long[] table = new long[clusters * entriesPerCluster];
             Array.Copy(_table, table, _table.Length);
-            byte[] raw = new byte[clusters * ClusterSize];
-            for (int i = 0; i < table.Length; i++)
-            {
-                BinaryPrimitives.WriteInt64BigEndian(raw.AsSpan(i * 8), table[i]);
-            }
+            byte[] raw = OffsetTable.Serialize(table, TableByteOrder.BigEndian, clusters * ClusterSize);
 
             await _file.WriteAsync(start << _clusterBits, raw, cancellationToken).ConfigureAwait(false);
             long oldOffset = TableOffset;

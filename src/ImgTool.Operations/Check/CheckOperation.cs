@@ -29,7 +29,7 @@ public sealed class CheckOperation(ImageOpener opener)
         bool readOnly = options.Repair == CheckRepair.None;
         await using IImage image = await opener.OpenAsync(
             options.FileName,
-            new ImageOpenRequest(options.Format, ReadOnly: readOnly, ForceShare: options.ForceShare && readOnly, OpenBacking: false),
+            new ImageOpenRequest(options.Format, ReadOnly: readOnly, ForceShare: options.ForceShare && readOnly, OpenBacking: false, Checking: true),
             cancellationToken).ConfigureAwait(false);
 
         if (image is not ICheckable checkable)
