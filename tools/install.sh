@@ -15,4 +15,9 @@ fi
 
 dotnet publish src/ImgTool.Cli -c Release -r linux-x64 -o out/bin -p:DebugType=none -p:StripSymbols=true --nologo -v quiet
 rm -f out/bin/*.pdb out/bin/*.dbg
-echo "imgtool built: $(pwd)/out/bin/imgtool"
+# The machine host that `imgtool boot` hands over to (src/ImgTool.Cli/MachineHandover.cs): the same commands on
+# the JIT runtime, framework-dependent, ReadyToRun so that its own start stays short.
+rm -rf out/bin/machine
+dotnet publish src/ImgTool.MachineHost -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
+  -o out/bin/machine -p:DebugType=none --nologo -v quiet
+echo "imgtool built: $(pwd)/out/bin/imgtool (boot runs on $(pwd)/out/bin/machine/imgtool-machine)"

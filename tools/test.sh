@@ -36,6 +36,11 @@ if [ ${#need[@]} -gt 0 ]; then
   }
 fi
 
+# The published binaries (NativeAOT imgtool and its JIT machine host): the handover tests run them.
+if [ ! -x out/bin/imgtool ] || [ ! -x out/bin/machine/imgtool-machine ]; then
+  tools/install.sh >/dev/null || { echo "test.sh: tools/install.sh failed" >&2; exit 1; }
+fi
+
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 # The Linux boot tests (Category LinuxBoot, issue 10) take about a minute each: CI runs the raw fixture
