@@ -2,6 +2,7 @@ using ImgTool.Block.Errors;
 using ImgTool.Formats.Luks;
 using ImgTool.Formats.Qcow2;
 using ImgTool.Formats.QcowV1;
+using ImgTool.Formats.Dmg;
 using ImgTool.Formats.Cloop;
 using ImgTool.Formats.Bochs;
 using ImgTool.Formats.Parallels;
@@ -16,7 +17,7 @@ namespace ImgTool.Formats;
 public sealed class FormatRegistry(IReadOnlyList<FormatDriver> drivers)
 {
     /// <summary>Every built-in format.</summary>
-    public static FormatRegistry Default { get; } = new([Qcow2Format.Instance, VmdkFormat.Instance, VhdFormat.Instance, VhdxFormat.Instance, LuksFormat.Instance, QcowV1Format.Instance, ParallelsFormat.Instance, BochsFormat.Instance, CloopFormat.Instance, RawFormat.Instance]);
+    public static FormatRegistry Default { get; } = new([Qcow2Format.Instance, VmdkFormat.Instance, VhdFormat.Instance, VhdxFormat.Instance, LuksFormat.Instance, QcowV1Format.Instance, ParallelsFormat.Instance, BochsFormat.Instance, CloopFormat.Instance, DmgFormat.Instance, RawFormat.Instance]);
 
     public IReadOnlyList<FormatDriver> Drivers { get; } = drivers;
 
