@@ -71,6 +71,37 @@ public sealed class ParallelsTests : IDisposable
         Assert.Equal([(5L * Cluster, 2L * Cluster), (10L * Cluster, 3L * Cluster)], ranges);
     }
 
+    /// <summary>
+    /// QEMU's real-world sample made with prlctl and ploop (sample_images/parallels-with-bitmap.sh): after a backup
+    /// created the bitmap, dd wrote 64 KiB blocks 5-6, 30 and 10-12, so exactly those are dirty.
+    /// </summary>
+    [Fact]
+    public async Task The_ploop_made_sample_has_the_dirty_bitmap_its_script_wrote()
+    {
+        string root = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(root, "ImgTool.sln")))
+        {
+            root = Path.GetDirectoryName(root) ?? throw new InvalidOperationException("ImgTool.sln not found");
+        }
+
+        (int code, string output) = await ExternalTool.RunAsync("bash", Path.Combine(root, "tools", "fixtures", "get-qemu-samples.sh"));
+        Assert.True(code == 0, output);
+        string image = _dir.File("parallels-with-bitmap");
+        await using (FileStream compressed = File.OpenRead(Path.Combine(root, "fixtures", "samples", "qemu-iotests", "parallels-with-bitmap.bz2")))
+        await using (FileStream target = File.Create(image))
+        {
+            await using var bzip2 = new ICSharpCode.SharpZipLib.BZip2.BZip2InputStream(compressed);
+            await bzip2.CopyToAsync(target);
+        }
+
+        await using IImage opened = await OpenAsync(image);
+        Assert.Equal(64L << 30, opened.SizeBytes);
+        ParallelsDirtyBitmap bitmap = Assert.Single(Assert.IsType<ParallelsImage>(opened).DirtyBitmaps);
+        Assert.Equal(Cluster, bitmap.GranularityBytes);
+        var ranges = await bitmap.ReadDirtyRangesAsync(opened.HostFile, 1 << 20, opened.SizeBytes, CancellationToken.None);
+        Assert.Equal([(5L * Cluster, 2L * Cluster), (10L * Cluster, 3L * Cluster), (30L * Cluster, 1L * Cluster)], ranges);
+    }
+
     [Fact]
     public async Task A_bad_extension_checksum_is_a_corruption()
     {
