@@ -49,9 +49,13 @@ public sealed class ReadOnlyFormatTests : IDisposable
     {
         string image = _dir.File("p.hdd");
         Ok(await QemuImg("create", "-f", "parallels", image, "4M"));
-        RunResult resize = await Imgtool("resize", image, "8M");
-        Assert.NotEqual(0, resize.ExitCode);
-        Assert.Contains("'parallels' is a read-only format", resize.Err, StringComparison.Ordinal);
+        foreach (string[] args in (string[][])[["snapshot", "-c", "s1", image], ["check", "-r", "all", image]])
+        {
+            RunResult write = await Imgtool(args);
+            Assert.NotEqual(0, write.ExitCode);
+            Assert.Equal($"imgtool: {image}: 'parallels' is a read-only format: imgtool reads it, but cannot create or write it\n", write.Err);
+        }
+
         string raw = _dir.File("p.raw");
         Ok(await Imgtool("convert", "-O", "raw", image, raw));
         Assert.Equal(4 << 20, new FileInfo(raw).Length);
