@@ -12,7 +12,7 @@ namespace ImgTool.Formats.Parallels;
 /// entry is checked at open against the spec's rules that matter to a reader: not below the data area, not past the
 /// end of the file, no two entries on one cluster.
 /// </summary>
-internal sealed class ParallelsImage : ReadOnlyImage
+internal sealed class ParallelsImage : ReadOnlyImage, ICheckable
 {
     private readonly ParallelsHeader _header;
     private readonly uint[] _bat;
@@ -122,6 +122,67 @@ internal sealed class ParallelsImage : ReadOnlyImage
         return ValueTask.FromResult(first < 0
             ? new BlockStatus(BlockStatusKind.Unallocated, length, Allocated: false)
             : new BlockStatus(BlockStatusKind.Data, length, first + inCluster));
+    }
+
+    /// <summary>
+    /// QEMU's parallels check, without repair (the format is read-only here): an image left in use is a corruption,
+    /// file space past the last allocated cluster is leaked (in clusters), and the allocation statistics are counted
+    /// as QEMU counts them (a cluster not host-contiguous with the one before it is fragmented). Clusters past the end of
+    /// the file cannot occur: the open refuses them.
+    /// </summary>
+    public ValueTask<CheckReport> CheckAsync(CheckRepair repair, CancellationToken cancellationToken = default)
+    {
+        if (repair != CheckRepair.None)
+        {
+            throw new UnsupportedFeatureException("'parallels' is a read-only format: imgtool reads it, but cannot create or write it", HostFile.Path);
+        }
+
+        var findings = new List<CheckFinding>();
+        if (_header.InUse == ParallelsHeader.InUseOpen)
+        {
+            findings.Add(new CheckFinding(CheckSeverity.Corruption, "header", 0, "image was not closed correctly", false));
+        }
+
+        long fileLength = HostFile.Length;
+        long allocated = 0, fragmented = 0, highest = 0, previous = 0;
+        for (int i = 0; i < _bat.Length; i++)
+        {
+            long host = _bat[i] * _unitBytes;
+            if (host == 0)
+            {
+                previous = 0;
+                continue;
+            }
+
+            allocated++;
+            highest = Math.Max(highest, host);
+            if (previous != 0 && previous + _clusterBytes != host)
+            {
+                fragmented++;
+            }
+
+            previous = host;
+        }
+
+        long end = highest + _clusterBytes;
+        long leaks = 0;
+        if (fileLength > end)
+        {
+            leaks = (fileLength - end + _clusterBytes - 1) / _clusterBytes;
+            findings.Add(new CheckFinding(CheckSeverity.Leak, "data area", end, $"space leaked at the end of the image {fileLength - end}", false));
+        }
+
+        return ValueTask.FromResult(new CheckReport
+        {
+            Findings = findings,
+            Corruptions = findings.Count(f => f.Severity == CheckSeverity.Corruption),
+            Leaks = leaks,
+            ImageEndOffset = end,
+            TotalClusters = _bat.Length,
+            AllocatedClusters = allocated,
+            FragmentedClusters = fragmented,
+            CompressedClusters = 0,
+        });
     }
 
     private static void ValidateBat(uint[] bat, ParallelsHeader header, long dataStart, long fileLength, string path)

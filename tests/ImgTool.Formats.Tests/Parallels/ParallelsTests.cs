@@ -103,6 +103,27 @@ public sealed class ParallelsTests : IDisposable
     }
 
     [Fact]
+    public async Task Check_counts_as_qemu_does_and_an_image_left_in_use_is_a_corruption()
+    {
+        string image = _dir.File("k.hdd");
+        await BuildAsync(image, extended: true, diskClusters: 8, [(1, 0xaa), (3, 0xbb), (6, 0xcc)]);
+        await using (IImage opened = await OpenAsync(image))
+        {
+            CheckReport report = await ((ICheckable)opened).CheckAsync(CheckRepair.None);
+            Assert.Equal((0L, 0L, 8L, 3L, 0L, 4L * Cluster), (report.Corruptions, report.Leaks, report.TotalClusters!.Value, report.AllocatedClusters!.Value, report.FragmentedClusters!.Value, report.ImageEndOffset!.Value));
+            await Assert.ThrowsAsync<UnsupportedFeatureException>(async () => await ((ICheckable)opened).CheckAsync(CheckRepair.All));
+        }
+
+        await Patch32LittleEndianAsync(image, 44, ParallelsHeader.InUseOpen);
+        await using (IImage opened = await OpenAsync(image))
+        {
+            CheckReport report = await ((ICheckable)opened).CheckAsync(CheckRepair.None);
+            Assert.Equal(1, report.Corruptions);
+            Assert.Contains("not closed correctly", Assert.Single(report.Findings).Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task A_bad_extension_checksum_is_a_corruption()
     {
         string image = _dir.File("x.hdd");
