@@ -28,7 +28,6 @@ internal readonly record struct DmgChunk(DmgChunkType Type, long FirstSector, lo
 
     public static string Describe(DmgChunkType type) => type switch
     {
-        DmgChunkType.Adc => "ADC (UDCO)",
         DmgChunkType.Lzfse => "LZFSE (ULFO)",
         DmgChunkType.Lzma => "LZMA (ULMO)",
         _ => $"0x{(uint)type:x8}",

@@ -12,8 +12,8 @@ namespace ImgTool.Formats.Dmg;
 /// <summary>
 /// An opened UDIF disk image (.dmg): the koly trailer names the block tables (mish), found in the resource fork or,
 /// base64 in &lt;data&gt; elements, in the XML property list. Their chunks, sorted and checked not to overlap, map the
-/// disk's sectors to zero, raw, zlib or bzip2 data in the data fork; ADC, LZFSE and LZMA chunks are listed but a read
-/// of them fails with "unsupported chunk type". QEMU's driver reports no block status, so the whole disk is data.
+/// disk's sectors to zero, raw, zlib, bzip2 or ADC data in the data fork; LZFSE and LZMA chunks are listed but a read
+/// of them fails with "unsupported chunk type" (QEMU 7.2 reads neither ADC nor, without its module, LZFSE). QEMU's driver reports no block status, so the whole disk is data.
 /// </summary>
 internal sealed class DmgImage : ReadOnlyImage
 {
@@ -127,7 +127,7 @@ internal sealed class DmgImage : ReadOnlyImage
                     await HostFile.ReadZeroFilledAsync(chunk.OffsetBytes + inChunk, part[..stored], cancellationToken).ConfigureAwait(false);
                     part.Span[stored..].Clear();
                     break;
-                case DmgChunkType.Zlib or DmgChunkType.Bzip2:
+                case DmgChunkType.Zlib or DmgChunkType.Bzip2 or DmgChunkType.Adc:
                     byte[] data = await _cache.GetAsync(index, DecompressChunkAsync, cancellationToken).ConfigureAwait(false);
                     data.AsMemory((int)inChunk, piece).CopyTo(part);
                     break;
@@ -226,12 +226,15 @@ internal sealed class DmgImage : ReadOnlyImage
         {
             await HostFile.ReadZeroFilledAsync(chunk.OffsetBytes, compressed.AsMemory(0, compressedBytes), cancellationToken).ConfigureAwait(false);
             byte[] data = new byte[chunk.SectorCount * DmgLimits.SectorBytes];
-            bool ok = chunk.Type == DmgChunkType.Zlib
-                ? ChunkDecompression.TryInflateZlib(compressed.AsSpan(0, compressedBytes), data)
-                : ChunkDecompression.TryBunzip2(compressed.AsSpan(0, compressedBytes), data);
+            bool ok = chunk.Type switch
+            {
+                DmgChunkType.Zlib => ChunkDecompression.TryInflateZlib(compressed.AsSpan(0, compressedBytes), data),
+                DmgChunkType.Bzip2 => ChunkDecompression.TryBunzip2(compressed.AsSpan(0, compressedBytes), data),
+                _ => DmgAdc.TryDecompress(compressed.AsSpan(0, compressedBytes), data),
+            };
             if (!ok)
             {
-                throw Corrupt($"the {(chunk.Type == DmgChunkType.Zlib ? "zlib" : "bzip2")} chunk for sectors {chunk.FirstSector}..{chunk.EndSector - 1} ({compressedBytes} bytes at offset {chunk.OffsetBytes}) does not decompress to {data.Length} bytes", "chunk", chunk.OffsetBytes);
+                throw Corrupt($"the {chunk.Type switch { DmgChunkType.Zlib => "zlib", DmgChunkType.Bzip2 => "bzip2", _ => "ADC" }} chunk for sectors {chunk.FirstSector}..{chunk.EndSector - 1} ({compressedBytes} bytes at offset {chunk.OffsetBytes}) does not decompress to {data.Length} bytes", "chunk", chunk.OffsetBytes);
             }
 
             return data;

@@ -46,7 +46,7 @@ public sealed class DmgTests : IDisposable
 
     [Theory]
     [InlineData(0x80000007u, "unsupported chunk type LZFSE (ULFO)")]
-    [InlineData(0x80000004u, "unsupported chunk type ADC (UDCO)")]
+    [InlineData(0x80000008u, "unsupported chunk type LZMA (ULMO)")]
     [InlineData(0x12345u, "unsupported chunk type 0x00012345")]
     public async Task Chunks_of_unsupported_types_fail_when_read(uint typeValue, string expected)
     {
@@ -61,6 +61,47 @@ public sealed class DmgTests : IDisposable
         Assert.Equal(disk, first);
         var e = await Assert.ThrowsAsync<UnsupportedFeatureException>(async () => await opened.ReadAsync(disk.Length, new byte[Sector]));
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>An ADC stream of all three phrase kinds (literal run, short and long copies, an overlapping copy).</summary>
+    [Fact]
+    public async Task ADC_chunks_read_as_the_data_they_compress()
+    {
+        byte[] adc = [0x83, 0xfe, 0xed, 0xfa, 0xce, 0x00, 0x00, 0x40, 0x00, 0x06];
+        byte[] expected = [0xfe, 0xed, 0xfa, 0xce, 0xce, 0xce, 0xce, 0xfe, 0xed, 0xfa, 0xce];
+        byte[] plain = new byte[Sector];
+        Assert.True(DmgAdc.TryDecompress(adc, plain.AsSpan(0, expected.Length)));
+        Assert.Equal(expected, plain[..expected.Length]);
+
+        // One sector: the 11 bytes above, then 501 bytes copied from one byte back (0xce repeated) by long phrases.
+        var stream = new List<byte>(adc);
+        int remaining = Sector - expected.Length;
+        while (remaining > 0)
+        {
+            int length = Math.Min(remaining, 67);
+            if (length < 4)
+            {
+                stream.AddRange([(byte)(0x80 | (length - 1)), .. Enumerable.Repeat((byte)0xce, length)]);
+            }
+            else
+            {
+                stream.AddRange([(byte)(0x40 | (length - 4)), 0x00, 0x00]);
+            }
+
+            remaining -= length;
+        }
+
+        byte[] disk = new byte[Sector];
+        expected.CopyTo(disk, 0);
+        disk.AsSpan(expected.Length).Fill(0xce);
+        string image = _dir.File("adc.dmg");
+        await WriteAsync(image, [new(DmgChunkType.Adc, 0, 1, [.. stream])], 1, resourceFork: false);
+        await using IImage opened = await OpenAsync(image);
+        Assert.Equal(disk, await ReadAllAsync(opened));
+
+        Assert.False(DmgAdc.TryDecompress([0x00, 0x05], new byte[3]), "a copy from before the start");
+        Assert.False(DmgAdc.TryDecompress([0x85, 1, 2], new byte[6]), "a literal run past the input");
+        Assert.False(DmgAdc.TryDecompress([0x80, 1, 0x40, 0x00, 0x00], new byte[4]), "more output than the chunk holds");
     }
 
     [Theory]
