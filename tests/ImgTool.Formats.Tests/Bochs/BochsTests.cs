@@ -74,7 +74,7 @@ public sealed class BochsTests : IDisposable
 
     /// <summary>A 64 KiB disk in 4 KiB extents; extents 1, 5 and 15 are allocated (slots 0, 1, 2), each with the bitmap
     /// 0b10110101 in its first byte (sectors 0, 2, 4, 5, 7 present). Returns the disk's expected bytes.</summary>
-    private static async Task<byte[]> BuildAsync(string path, uint version, int truncateTail = 0)
+    internal static async Task<byte[]> BuildAsync(string path, uint version, int truncateTail = 0)
     {
         const int disk = 64 * 1024;
         const int catalogEntries = disk / Extent;

@@ -80,7 +80,7 @@ public sealed class CloopTests : IDisposable
         return output.ToArray();
     }
 
-    private static async Task<byte[]> BuildAsync(string path, int blocks)
+    internal static async Task<byte[]> BuildAsync(string path, int blocks)
     {
         byte[] expected = new byte[blocks * Block];
         var random = new Random(5);

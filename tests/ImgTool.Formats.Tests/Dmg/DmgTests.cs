@@ -18,7 +18,7 @@ public sealed class DmgTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private sealed record Chunk(DmgChunkType Type, int FirstSector, int Sectors, byte[] Stored);
+    internal sealed record Chunk(DmgChunkType Type, int FirstSector, int Sectors, byte[] Stored);
 
     [Theory]
     [InlineData(false, false)]
@@ -176,7 +176,7 @@ public sealed class DmgTests : IDisposable
 
     /// <summary>zlib (sectors 0-7), raw stored short (8-15: only 3000 bytes stored), zero (16-31), ignore (32-39) and,
     /// optionally, bzip2 (40-47).</summary>
-    private static (List<Chunk> Chunks, byte[] Disk) Standard(bool withBzip2)
+    internal static (List<Chunk> Chunks, byte[] Disk) Standard(bool withBzip2)
     {
         int sectors = withBzip2 ? 48 : 40;
         byte[] disk = new byte[sectors * Sector];
@@ -226,7 +226,7 @@ public sealed class DmgTests : IDisposable
     /// last-entry mark, which readers drop), in an XML plist or a resource fork, then the koly trailer.
     /// <paramref name="patch"/> overwrites one 64-bit field of one chunk entry (entry index, field offset, value).
     /// </summary>
-    private static async Task WriteAsync(string path, List<Chunk> chunks, int sectors, bool resourceFork, (int Entry, int Field, ulong Value)? patch = null)
+    internal static async Task WriteAsync(string path, List<Chunk> chunks, int sectors, bool resourceFork, (int Entry, int Field, ulong Value)? patch = null)
     {
         var file = new List<byte>();
         var entries = new List<(DmgChunkType, ulong, ulong, ulong, ulong)> { (DmgChunkType.Comment, 0, 0, 0, 0) };

@@ -166,7 +166,7 @@ public sealed class ParallelsTests : IDisposable
     /// byte value), and with <paramref name="withBitmap"/> a format extension with one dirty bitmap at 64 KiB
     /// granularity marking clusters 5-6 and 10-12. Returns the disk's expected bytes.
     /// </summary>
-    private static async Task<byte[]> BuildAsync(string path, bool extended, int diskClusters, (int Guest, byte Fill)[] clusters, bool withBitmap = false)
+    internal static async Task<byte[]> BuildAsync(string path, bool extended, int diskClusters, (int Guest, byte Fill)[] clusters, bool withBitmap = false)
     {
         int hostClusters = 1 + clusters.Length + (withBitmap ? 2 : 0);
         byte[] file = new byte[hostClusters * Cluster];
