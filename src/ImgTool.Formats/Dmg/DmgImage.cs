@@ -55,13 +55,13 @@ internal sealed class DmgImage : ReadOnlyImage
             throw new ImageCorruptException("the data fork starts after the UDIF trailer", "koly", kolyOffset, file.Path);
         }
 
-        if (trailer.ResourceForkOffset >= (ulong)kolyOffset && trailer.ResourceForkLength != 0
+        if ((trailer.ResourceForkOffset >= (ulong)kolyOffset && trailer.ResourceForkLength != 0)
             || trailer.ResourceForkLength > (ulong)kolyOffset - Math.Min(trailer.ResourceForkOffset, (ulong)kolyOffset))
         {
             throw new ImageCorruptException("the resource fork lies outside the file before the UDIF trailer", "koly", kolyOffset, file.Path);
         }
 
-        if (trailer.PlistOffset >= (ulong)kolyOffset && trailer.PlistLength != 0
+        if ((trailer.PlistOffset >= (ulong)kolyOffset && trailer.PlistLength != 0)
             || trailer.PlistLength > (ulong)kolyOffset - Math.Min(trailer.PlistOffset, (ulong)kolyOffset))
         {
             throw new ImageCorruptException("the XML property list lies outside the file before the UDIF trailer", "koly", kolyOffset, file.Path);
