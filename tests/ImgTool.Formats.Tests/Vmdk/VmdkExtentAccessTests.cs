@@ -141,7 +141,7 @@ public sealed class VmdkExtentAccessTests : IDisposable
     }
 
     [Fact]
-    public async Task VMFS_and_VMFSSPARSE_extents_are_recognised()
+    public async Task VMFS_flat_extents_are_read()
     {
         (byte[] a, _, _) = WriteExtentFiles();
         string path = _dir.File("vmfs.vmdk");
