@@ -26,6 +26,19 @@ public abstract class FormatDriver
     /// <summary>Whether a newly created image reads as zeros everywhere (QEMU's has_zero_init), so convert can skip zero ranges.</summary>
     public virtual bool CreatesZeroedImages => true;
 
+    /// <summary>Whether imgtool only reads this format (qcow v1, parallels, bochs, cloop, dmg): create, convert -O and
+    /// opening for write are refused with one line, before any file is touched.</summary>
+    public virtual bool IsReadOnlyFormat => false;
+
+    /// <summary>Throws the one-line "read-only format" error when images of this format cannot be created or written.</summary>
+    public void EnsureWritableFormat(string? fileName)
+    {
+        if (IsReadOnlyFormat)
+        {
+            throw new ImgTool.Block.Errors.UnsupportedFeatureException($"'{Name}' is a read-only format: imgtool reads it, but cannot create or write it", fileName);
+        }
+    }
+
     /// <summary>How sure the driver is that the data is its format: 0 (no) to 100 (magic and header check out).</summary>
     public abstract int Probe(ProbeInput input);
 

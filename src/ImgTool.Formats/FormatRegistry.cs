@@ -1,6 +1,11 @@
 using ImgTool.Block.Errors;
 using ImgTool.Formats.Luks;
 using ImgTool.Formats.Qcow2;
+using ImgTool.Formats.QcowV1;
+using ImgTool.Formats.Dmg;
+using ImgTool.Formats.Cloop;
+using ImgTool.Formats.Bochs;
+using ImgTool.Formats.Parallels;
 using ImgTool.Formats.Vmdk;
 using ImgTool.Formats.Vhd;
 using ImgTool.Formats.Vhdx;
@@ -12,7 +17,11 @@ namespace ImgTool.Formats;
 public sealed class FormatRegistry(IReadOnlyList<FormatDriver> drivers)
 {
     /// <summary>Every built-in format.</summary>
-    public static FormatRegistry Default { get; } = new([Qcow2Format.Instance, Qed.QedFormat.Instance, VmdkFormat.Instance, VhdFormat.Instance, VhdxFormat.Instance, Vdi.VdiFormat.Instance, LuksFormat.Instance, RawFormat.Instance]);
+    public static FormatRegistry Default { get; } = new([
+        Qcow2Format.Instance, Qed.QedFormat.Instance, VmdkFormat.Instance, VhdFormat.Instance, VhdxFormat.Instance, Vdi.VdiFormat.Instance,
+        LuksFormat.Instance, QcowV1Format.Instance, ParallelsFormat.Instance, BochsFormat.Instance, CloopFormat.Instance, DmgFormat.Instance,
+        RawFormat.Instance,
+    ]);
 
     public IReadOnlyList<FormatDriver> Drivers { get; } = drivers;
 

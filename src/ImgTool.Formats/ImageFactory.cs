@@ -12,6 +12,7 @@ public static class ImageFactory
     /// for a caller that must remove the image again.</returns>
     public static async ValueTask<IReadOnlyList<string>> CreateAsync(string path, FormatDriver driver, ImageCreateRequest request, CancellationToken cancellationToken = default)
     {
+        driver.EnsureWritableFormat(path);
         request.Options.Validate(driver.CreateOptionSpecs, driver.Name);
         if (request.BackingFile is not null && !driver.SupportsBackingFile)
         {

@@ -39,6 +39,8 @@ public sealed record InfoObject(IReadOnlyList<KeyValuePair<string, InfoValue>> M
 /// <param name="AdapterType">The virtual disk controller the image names (VMDK ddb.adapterType), or null.</param>
 /// <param name="ActualSizeBytes">Bytes on the host for an image spread over several files (VMDK extents), which
 /// qemu-img sums for actual-size; null means the allocated size of the image's host file.</param>
+/// <param name="ReportsDriverInfo">False for formats whose QEMU driver has no bdrv_get_info (parallels, bochs, cloop,
+/// dmg): qemu-img then prints neither cluster-size nor dirty-flag.</param>
 public sealed record ImageDetails(
     long? ClusterSizeBytes = null,
     bool DirtyFlag = false,
@@ -47,7 +49,8 @@ public sealed record ImageDetails(
     bool Encrypted = false,
     long? ActualSizeBytes = null,
     string? Subformat = null,
-    string? AdapterType = null)
+    string? AdapterType = null,
+    bool ReportsDriverInfo = true)
 {
     public static ImageDetails None { get; } = new();
 }

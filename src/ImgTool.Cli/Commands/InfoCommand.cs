@@ -141,7 +141,11 @@ internal static class InfoCommand
 
             w.WriteOptionalString("full-backing-filename", image.FullBackingFileName);
             w.WriteOptionalString("backing-filename", image.BackingFileName);
-            w.WriteBoolean("dirty-flag", image.DirtyFlag);
+            if (image.ReportsDirtyFlag)
+            {
+                w.WriteBoolean("dirty-flag", image.DirtyFlag);
+            }
+
             if (image == result.Images[0] && result.Preset is not null)
             {
                 // Not in qemu-img: what the platform named by --preset would refuse.

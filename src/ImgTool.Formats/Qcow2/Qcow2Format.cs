@@ -50,8 +50,10 @@ public sealed class Qcow2Format : FormatDriver
 
     /// <summary>The magic "QFI\xfb" is enough, as in QEMU: a qcow2 file of a version we do not know must
     /// be refused as such, not opened as raw.</summary>
+    /// <summary>As QEMU's qcow2_probe: the magic and a version of 2 or more (version 1 is the qcow driver's).</summary>
     public override int Probe(ProbeInput input) =>
-        input.Head.Length >= 4 && BinaryPrimitives.ReadUInt32BigEndian(input.Head) == Qcow2Header.Magic ? 100 : 0;
+        input.Head.Length >= 4 && BinaryPrimitives.ReadUInt32BigEndian(input.Head) == Qcow2Header.Magic
+            && (input.Head.Length < 8 || BinaryPrimitives.ReadUInt32BigEndian(input.Head[4..]) >= 2) ? 100 : 0;
 
     public override async ValueTask<IImage> OpenAsync(IHostFile file, ImageOpenContext context, CancellationToken cancellationToken = default) =>
         await Qcow2Image.OpenAsync(file, context, cancellationToken).ConfigureAwait(false);

@@ -4,13 +4,22 @@ using ImgTool.Block.Errors;
 
 namespace ImgTool.Formats.Vmdk;
 
-/// <summary>One extent line of a descriptor: <c>RW 6291456 SPARSE "disk.vmdk"</c> or <c>RW n FLAT "disk-flat.vmdk" 0</c>.</summary>
+/// <summary>One extent line of a descriptor: <c>RW 6291456 SPARSE "disk.vmdk"</c>, <c>RW n FLAT "disk-flat.vmdk" 0</c>
+/// or <c>RW n ZERO</c> (no file: VMware "Virtual Disk Format 1.1", "Extent Descriptions").</summary>
+/// <param name="Access">RW, RDONLY or NOACCESS.</param>
 internal sealed record VmdkExtentLine(string Access, long SizeSectors, string Type, string FileName, long FlatOffsetSectors)
 {
     public bool IsFlat => Type is "FLAT" or "VMFS";
 
-    public override string ToString() => IsFlat && Type == "FLAT"
-        ? string.Create(CultureInfo.InvariantCulture, $"{Access} {SizeSectors} {Type} \"{FileName}\" {FlatOffsetSectors}")
+    /// <summary>A ZERO extent reads as zeros and has no file.</summary>
+    public bool IsZero => Type == "ZERO";
+
+    /// <summary>A raw device map (VMFSRDM, VMFSRAW): the extent is a host device, not a file.</summary>
+    public bool IsRawDevice => Type is "VMFSRDM" or "VMFSRAW";
+
+    public override string ToString() =>
+        IsFlat && Type == "FLAT" ? string.Create(CultureInfo.InvariantCulture, $"{Access} {SizeSectors} {Type} \"{FileName}\" {FlatOffsetSectors}")
+        : IsZero && FileName.Length == 0 ? string.Create(CultureInfo.InvariantCulture, $"{Access} {SizeSectors} {Type}")
         : string.Create(CultureInfo.InvariantCulture, $"{Access} {SizeSectors} {Type} \"{FileName}\"");
 }
 
@@ -24,9 +33,11 @@ internal sealed class VmdkDescriptor
     /// <summary>The parentCID of an image without a parent.</summary>
     public const uint NoParentCid = 0xffffffff;
 
-    /// <summary>createType values a separate descriptor file may name (QEMU's list plus vmfsThin, a VMFS flat disk).</summary>
+    /// <summary>createType values a separate descriptor file may name (QEMU's list plus vmfsThin, a VMFS flat disk, and the
+    /// raw device map types, so that their extents are refused with a message naming the device).</summary>
     public static readonly IReadOnlyList<string> DescriptorFileTypes =
-        ["monolithicFlat", "vmfs", "vmfsThin", "vmfsSparse", "seSparse", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat"];
+        ["monolithicFlat", "vmfs", "vmfsThin", "vmfsSparse", "seSparse", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat",
+         "vmfsRaw", "vmfsRawDeviceMap", "vmfsPassthroughRawDeviceMap"];
 
     public int Version { get; set; } = 1;
 
@@ -162,8 +173,19 @@ internal sealed class VmdkDescriptor
 
     private static VmdkExtentLine? ParseExtent(string line, string? fileName)
     {
-        // ACCESS SIZE TYPE "FILE" [OFFSET]; the file name is quoted and may contain spaces.
+        // ACCESS SIZE TYPE "FILE" [OFFSET]; the file name is quoted and may contain spaces. A ZERO extent has none.
         int quote = line.IndexOf('"', StringComparison.Ordinal);
+        if (quote < 0)
+        {
+            string[] parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length == 3 && parts[2] == "ZERO"
+                && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out long zeroSectors)
+                && zeroSectors > 0 && zeroSectors <= VmdkLimits.MaxCapacitySectors)
+            {
+                return new VmdkExtentLine(parts[0], zeroSectors, "ZERO", string.Empty, 0);
+            }
+        }
+
         int endQuote = quote < 0 ? -1 : line.IndexOf('"', quote + 1);
         string[] head = (quote < 0 ? line : line[..quote]).Split(' ', StringSplitOptions.RemoveEmptyEntries);
         if (quote < 0 || endQuote < 0 || head.Length != 3
@@ -193,7 +215,7 @@ internal sealed class VmdkDescriptor
             throw new ImageFormatException($"invalid extent size or offset: {line}", fileName);
         }
 
-        if (name.Length == 0)
+        if (name.Length == 0 && type != "ZERO")
         {
             throw new ImageFormatException($"invalid extent line (no file name): {line}", fileName);
         }

@@ -82,7 +82,11 @@ internal class VmdkImage : IImage, IBackingChain, ICheckable
                 }
 
                 members.Add(new("virtual-size", InfoValue.Of(extent.SizeBytes)));
-                members.Add(new("filename", InfoValue.Of(extent.File.Path)));
+                if (extent.FileName is { } extentFileName)
+                {
+                    members.Add(new("filename", InfoValue.Of(extentFileName)));
+                }
+
                 if (!extent.IsFlat)
                 {
                     members.Add(new("cluster-size", InfoValue.Of(extent.GrainBytes)));
@@ -143,6 +147,7 @@ internal class VmdkImage : IImage, IBackingChain, ICheckable
     public async ValueTask WriteAsync(long offsetBytes, ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         CheckWritable(offsetBytes, buffer.Length);
+        CheckExtentAccess(offsetBytes, buffer.Length, buffer);
         await UpdateCidAsync(cancellationToken).ConfigureAwait(false);
         int done = 0;
         while (done < buffer.Length)
@@ -159,6 +164,7 @@ internal class VmdkImage : IImage, IBackingChain, ICheckable
     public async ValueTask WriteZeroesAsync(long offsetBytes, long lengthBytes, BlockZeroFlags flags, CancellationToken cancellationToken = default)
     {
         CheckWritable(offsetBytes, lengthBytes);
+        CheckExtentAccess(offsetBytes, lengthBytes, null);
         await UpdateCidAsync(cancellationToken).ConfigureAwait(false);
         for (long done = 0; done < lengthBytes;)
         {
@@ -205,7 +211,7 @@ internal class VmdkImage : IImage, IBackingChain, ICheckable
                 run.Compressed ? -1 : run.HostOffsetBytes,
                 HostFileName: run.Compressed || extent.File == HostFile ? null : extent.File.Path),
             // A hole in a flat extent file: QEMU reports the extent's data as data that reads as zeros.
-            VmdkRunKind.Zero when extent.IsFlat => new BlockStatus(
+            VmdkRunKind.Zero when extent.IsFlat && extent is not VmdkZeroExtent => new BlockStatus(
                 BlockStatusKind.Data,
                 length,
                 run.HostOffsetBytes,
@@ -362,6 +368,41 @@ internal class VmdkImage : IImage, IBackingChain, ICheckable
         if (offsetBytes < 0 || lengthBytes < 0 || offsetBytes + lengthBytes > SizeBytes || (lengthBytes > 0 && offsetBytes >= SizeBytes))
         {
             throw new ArgumentOutOfRangeException(nameof(offsetBytes), $"request [{offsetBytes}, +{lengthBytes}) is outside the disk of {SizeBytes} bytes");
+        }
+    }
+
+    /// <summary>
+    /// Refuses a write that touches a RDONLY or NOACCESS extent, or puts data other than zeros in a ZERO extent, before
+    /// any byte of it is written (so a request spanning several extents is all or nothing).
+    /// </summary>
+    private void CheckExtentAccess(long offsetBytes, long lengthBytes, ReadOnlyMemory<byte>? data)
+    {
+        for (long done = 0; done < lengthBytes;)
+        {
+            long position = offsetBytes + done;
+            VmdkExtent extent = Find(position);
+            long local = position - extent.StartBytes;
+            long piece = Math.Min(lengthBytes - done, extent.SizeBytes - local);
+            if (extent is VmdkNoAccessExtent noAccess)
+            {
+                throw noAccess.Refused("written");
+            }
+
+            if (extent.Access == "RDONLY")
+            {
+                throw new UnsupportedFeatureException(
+                    $"the extent covering [{extent.StartBytes}, {extent.StartBytes + extent.SizeBytes}) of the disk{(extent.FileName is { } name ? $" ('{name}')" : string.Empty)} is RDONLY: writes to it are refused",
+                    HostFile.Path);
+            }
+
+            if (extent is VmdkZeroExtent && data is { } bytes && bytes.Span.Slice((int)done, (int)piece).ContainsAnyExcept((byte)0))
+            {
+                throw new UnsupportedFeatureException(
+                    $"cannot write data to the ZERO extent covering [{extent.StartBytes}, {extent.StartBytes + extent.SizeBytes}) of the disk: it has no file and reads as zeros (only zeros may be written there)",
+                    HostFile.Path);
+            }
+
+            done += piece;
         }
     }
 

@@ -166,15 +166,38 @@ internal static class VmdkOpener
         long start = 0;
         foreach (VmdkExtentLine line in descriptor.Extents)
         {
-            if (line.Access == "NOACCESS")
+            if (line.IsRawDevice)
             {
-                // QEMU only uses RW extents; a NOACCESS extent is not part of the disk it opens.
-                continue;
+                throw new UnsupportedFeatureException(
+                    $"extent {extents.Count + 1} is a raw device map ({line.Type}) onto '{line.FileName}': raw device maps are not supported; read the device itself as raw",
+                    file.Path);
             }
 
-            if (line.Type is not ("FLAT" or "VMFS" or "SPARSE" or "VMFSSPARSE" or "SESPARSE"))
+            if (line.Type is not ("FLAT" or "VMFS" or "SPARSE" or "VMFSSPARSE" or "SESPARSE" or "ZERO"))
             {
                 throw new UnsupportedFeatureException($"unsupported extent type '{line.Type}'", file.Path);
+            }
+
+            if (line.Access is not ("RW" or "RDONLY" or "NOACCESS"))
+            {
+                throw new ImageFormatException($"invalid extent access mode '{line.Access}'", file.Path);
+            }
+
+            // ZERO and NOACCESS extents take their place in the disk without a file being opened: QEMU 7.2 drops them
+            // and moves every later extent's data down, which reads the wrong bytes; we keep the addresses.
+            if (line.IsZero || line.Access == "NOACCESS")
+            {
+                long sizeBytes = line.SizeSectors * VmdkLimits.SectorBytes;
+                extents.Add(line.Access == "NOACCESS"
+                    ? new VmdkNoAccessExtent(file, start, sizeBytes, line.Type, line.FileName) { Access = line.Access }
+                    : new VmdkZeroExtent(file, start, sizeBytes) { Access = line.Access });
+                start += sizeBytes;
+                if (start > VmdkLimits.MaxCapacitySectors * VmdkLimits.SectorBytes)
+                {
+                    throw new ImageFormatException("the extents add up to more than the largest supported disk (64 TiB)", file.Path);
+                }
+
+                continue;
             }
 
             if (!context.AllowOutsideFiles && !RelatedFileNames.IsConfined(file.Path, line.FileName))
@@ -184,13 +207,14 @@ internal static class VmdkOpener
 
             Func<string, bool, IHostFile> openRelated = context.OpenRelatedFile
                 ?? throw new UnsupportedFeatureException("the image's extent files cannot be opened here (no folder)", file.Path);
-            IHostFile extentFile = openRelated(line.FileName, context.ReadOnly || line.Access == "RDONLY");
+            bool extentReadOnly = context.ReadOnly || line.Access == "RDONLY";
+            IHostFile extentFile = openRelated(line.FileName, extentReadOnly);
             try
             {
                 VmdkExtent extent;
                 if (line.Type == "SESPARSE")
                 {
-                    extent = await VmdkSeSparseExtent.OpenAsync(extentFile, start, line.Type, ownsFile: true, context.ReadOnly, cancellationToken).ConfigureAwait(false);
+                    extent = await VmdkSeSparseExtent.OpenAsync(extentFile, start, line.Type, ownsFile: true, extentReadOnly, cancellationToken).ConfigureAwait(false);
                 }
                 else if (line.IsFlat)
                 {
@@ -198,9 +222,10 @@ internal static class VmdkOpener
                 }
                 else
                 {
-                    extent = await VmdkSparseExtent.OpenAsync(extentFile, start, line.Type, ownsFile: true, context.ReadOnly, cancellationToken).ConfigureAwait(false);
+                    extent = await VmdkSparseExtent.OpenAsync(extentFile, start, line.Type, ownsFile: true, extentReadOnly, cancellationToken).ConfigureAwait(false);
                 }
 
+                extent.Access = line.Access;
                 extents.Add(extent);
                 start += extent.SizeBytes;
                 if (start > VmdkLimits.MaxCapacitySectors * VmdkLimits.SectorBytes)

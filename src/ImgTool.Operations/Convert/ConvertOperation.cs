@@ -18,6 +18,7 @@ public sealed class ConvertOperation(ImageOpener opener)
         Validate(options);
         Preset? preset = options.Preset is null ? null : Preset.Get(options.Preset);
         FormatDriver driver = opener.Registry.Get(preset?.ResolveFormat(options.TargetFormat) ?? options.TargetFormat ?? "raw");
+        driver.EnsureWritableFormat(options.Target);
         IReadOnlyList<string> optionStrings = options.TargetOptionStrings ?? [];
         ImageOptions targetOptions = ImageOptions.Parse(preset?.MergeOptions(optionStrings) ?? optionStrings);
         // A format that compresses everything anyway (streamOptimized) gets the parallel compressed path without -c.

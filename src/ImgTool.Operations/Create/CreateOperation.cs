@@ -32,6 +32,7 @@ public sealed class CreateOperation(ImageOpener opener)
     {
         Preset? preset = options.Preset is null ? null : Preset.Get(options.Preset);
         FormatDriver driver = opener.Registry.Get(preset?.ResolveFormat(options.Format) ?? options.Format ?? "raw");
+        driver.EnsureWritableFormat(options.FileName);
         ImageOptions imageOptions = ImageOptions.Parse(preset?.MergeOptions(options.OptionStrings) ?? options.OptionStrings);
 
         string? backingFile = options.BackingFile ?? imageOptions.GetString("backing_file");

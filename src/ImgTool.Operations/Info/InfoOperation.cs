@@ -22,7 +22,8 @@ public sealed record ImageInfo(
     string? BackingFormat,
     string? FormatSpecificType,
     InfoObject? FormatSpecific,
-    IReadOnlyList<SnapshotInfo>? Snapshots = null);
+    IReadOnlyList<SnapshotInfo>? Snapshots = null,
+    bool ReportsDirtyFlag = true);
 
 /// <summary>The image first, then with --backing-chain each backing image in order.</summary>
 /// <param name="PresetProblems">With --preset, what the platform would refuse in the (top) image; empty when it would take it.</param>
@@ -82,6 +83,7 @@ public sealed class InfoOperation(ImageOpener opener)
             chain?.BackingFormat,
             details.FormatSpecificType,
             details.FormatSpecific,
-            snapshots is { Count: > 0 } ? snapshots : null);
+            snapshots is { Count: > 0 } ? snapshots : null,
+            details.ReportsDriverInfo);
     }
 }

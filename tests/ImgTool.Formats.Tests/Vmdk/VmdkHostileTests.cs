@@ -68,7 +68,10 @@ public sealed class VmdkHostileTests : IDisposable
     [Theory]
     [InlineData("createType=\"monolithicFlat\"\nRW 8 FLAT \"x.vmdk\"\n", "invalid extent line")]
     [InlineData("createType=\"fancyNewType\"\nRW 8 FLAT \"x.vmdk\" 0\n", "unsupported VMDK image type")]
-    [InlineData("createType=\"monolithicFlat\"\nRW 8 ZERO \"x.vmdk\"\n", "unsupported extent type")]
+    [InlineData("createType=\"monolithicFlat\"\nRW 8 FANCY \"x.vmdk\"\n", "unsupported extent type")]
+    [InlineData("createType=\"vmfsRawDeviceMap\"\nRW 8 VMFSRDM \"disk-rdm.vmdk\"\n", "raw device map (VMFSRDM) onto 'disk-rdm.vmdk'")]
+    [InlineData("createType=\"vmfsPassthroughRawDeviceMap\"\nRW 8 VMFSRDM \"disk-rdmp.vmdk\"\n", "onto 'disk-rdmp.vmdk'")]
+    [InlineData("createType=\"vmfsRaw\"\nRW 8 VMFSRAW \"/vmfs/devices/disks/vml.0100\"\n", "raw device map (VMFSRAW) onto '/vmfs/devices/disks/vml.0100'")]
     [InlineData("createType=\"monolithicFlat\"\n", "no usable extent")]
     [InlineData("createType=\"monolithicFlat\"\nRW 8 FLAT \"missing.vmdk\" 0\n", "missing.vmdk")]
     public async Task Bad_descriptors_give_clear_errors(string body, string expected)
