@@ -169,6 +169,15 @@ internal static class BootCommand
         w.WriteNumber("sectors-read", report.SectorsRead);
         w.WriteNumber("sectors-written", report.SectorsWritten);
         w.WriteString("end-reason", report.EndReason.ToString());
+        if (report.Translation is { } translation)
+        {
+            w.WriteNumber("translated-instructions", translation.InstructionsTranslated);
+            w.WriteNumber("translated-blocks", translation.BlocksTranslated);
+            w.WriteNumber("translated-ops", translation.OpsTranslated);
+            w.WriteNumber("specialised-ops", translation.OpsSpecialised);
+            w.WriteNumber("translation-seconds", Math.Round(translation.CompileSeconds, 6));
+        }
+
         w.WriteStartArray("missing-patterns");
         foreach (string pattern in report.MissingPatterns)
         {
