@@ -12,9 +12,10 @@ namespace ImgTool.Machine;
 /// <param name="Expect">Patterns that must all appear on COM1 for success; none means run until the guest stops.</param>
 /// <param name="Trace">When set, an execution trace is written there once the run ends (imgtool boot --trace).</param>
 /// <param name="GuestWriteCache">The virtio-blk write cache the guest sees (its config's writeback byte, QEMU's cache.writeback).</param>
+/// <param name="Translate">Translate hot guest code to .NET IL (null: unless IMGTOOL_JIT=0); ignored where the runtime cannot compile code (NativeAOT).</param>
 public sealed record BootSettings(
     byte[] Firmware, uint MemoryBytes, IReadOnlyList<Regex> Expect, long MaxInstructions, TimeSpan Timeout, TraceSettings? Trace = null,
-    bool GuestWriteCache = true);
+    bool GuestWriteCache = true, bool? Translate = null);
 
 /// <summary>An execution trace: the last <paramref name="InstructionDepth"/> instructions, with port I/O and interrupts.</summary>
 public sealed record TraceSettings(TextWriter Writer, int InstructionDepth = TraceSettings.DefaultInstructionDepth)
@@ -66,12 +67,16 @@ public sealed record BootReport(
     IReadOnlyList<UnemulatedPort> UnemulatedPorts,
     long SectorsWritten,
     BootEndReason EndReason,
-    IReadOnlyList<string> MissingPatterns)
+    IReadOnlyList<string> MissingPatterns,
+    TranslationReport? Translation = null)
 {
     public bool Success => Outcome == BootOutcome.Success;
 
     public double Mips => WallSeconds > 0 ? Instructions / 1e6 / WallSeconds : 0;
 }
+
+/// <summary>What the translator did in a run: instructions retired in translated blocks, blocks translated, time spent translating.</summary>
+public sealed record TranslationReport(long InstructionsTranslated, long BlocksTranslated, long OpsTranslated, long OpsSpecialised, double CompileSeconds);
 
 /// <summary>Boots a disk on the emulated PC and watches COM1 (SeaBIOS mirrors its screen there).</summary>
 public static class BootRunner
@@ -93,7 +98,8 @@ public static class BootRunner
         // Counted here rather than in the disk controller, so the report does not depend on its model.
         var countedDisk = new CountingBlockDevice(disk);
         var machine = new PcMachine(new MachineOptions(
-            settings.Firmware, settings.MemoryBytes, countedDisk, trace, DiskOptions: new Virtio.VirtioBlkOptions(WriteCache: settings.GuestWriteCache)));
+            settings.Firmware, settings.MemoryBytes, countedDisk, trace, DiskOptions: new Virtio.VirtioBlkOptions(WriteCache: settings.GuestWriteCache),
+            Jit: settings.Translate is { } translate ? new ImgTool.Machine.Cpu.Jit.JitSettings(translate) : ImgTool.Machine.Cpu.Jit.JitSettings.FromEnvironment()));
         string traceHeader = "the run ended with an exception in the emulator";
         try
         {
@@ -192,7 +198,10 @@ public static class BootRunner
         return new BootReport(
             outcome, diagnosis, serial, result.Instructions, result.VirtualSeconds, result.WallSeconds, disk.SectorsRead,
             unmapped.Select(access => new UnemulatedPort(access.Port, access.Write, access.Count)).ToArray(),
-            disk.SectorsWritten, endReason, missing);
+            disk.SectorsWritten, endReason, missing,
+            machine.Cpu.JitStatistics is { } jit
+                ? new TranslationReport(jit.InstructionsTranslated, jit.BlocksTranslated, jit.OpsTranslated, jit.OpsSpecialised, jit.CompileSeconds)
+                : null);
     }
 
     /// <summary>The unemulated port the guest was reading in a loop when the run was cut short, if any.</summary>

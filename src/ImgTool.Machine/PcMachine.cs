@@ -14,7 +14,7 @@ namespace ImgTool.Machine;
 /// <summary>What a boot run is given.</summary>
 internal sealed record MachineOptions(
     byte[] Firmware, uint RamSizeBytes = 256u << 20, ImgTool.Block.Devices.IBlockDevice? Disk = null, ExecutionTrace? Trace = null,
-    VirtioPciMode DiskInterface = VirtioPciMode.Transitional, VirtioBlkOptions? DiskOptions = null)
+    VirtioPciMode DiskInterface = VirtioPciMode.Transitional, VirtioBlkOptions? DiskOptions = null, ImgTool.Machine.Cpu.Jit.JitSettings? Jit = null)
 {
     public const uint MaxRamSizeBytes = 3u << 30;
 }
@@ -102,7 +102,7 @@ internal sealed class PcMachine
 
         Memory = new PhysicalMemory(options.RamSizeBytes);
         _io = new IoBus();
-        _cpu = new X86Cpu(Memory, _io);
+        _cpu = new X86Cpu(Memory, _io, options.Jit ?? ImgTool.Machine.Cpu.Jit.JitSettings.FromEnvironment());
         _io.InstructionClock = () => _cpu.Instructions;
         if (options.Trace is { } trace)
         {

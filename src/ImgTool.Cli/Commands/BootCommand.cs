@@ -207,6 +207,15 @@ internal static class BootCommand
         w.WriteString("end-reason", report.EndReason.ToString());
         // Which runtime ran the machine: "jit" (the machine host imgtool boot hands over to) or "aot" (in-process).
         w.WriteString("runtime", System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported ? "jit" : "aot");
+        if (report.Translation is { } translation)
+        {
+            w.WriteNumber("translated-instructions", translation.InstructionsTranslated);
+            w.WriteNumber("translated-blocks", translation.BlocksTranslated);
+            w.WriteNumber("translated-ops", translation.OpsTranslated);
+            w.WriteNumber("specialised-ops", translation.OpsSpecialised);
+            w.WriteNumber("translation-seconds", Math.Round(translation.CompileSeconds, 6));
+        }
+
         w.WriteStartArray("missing-patterns");
         foreach (string pattern in report.MissingPatterns)
         {

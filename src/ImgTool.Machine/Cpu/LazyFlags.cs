@@ -62,6 +62,15 @@ internal sealed partial class X86Cpu
         }
     }
 
+    /// <summary>The full EFLAGS image, leaving the lazy record as it is (the lockstep harness must not change what it watches).</summary>
+    internal uint EflagsWithoutMaterializing()
+    {
+        var (op, flags) = (_flagOp, _eflags);
+        uint value = Eflags;
+        (_flagOp, _eflags) = (op, flags);
+        return value;
+    }
+
     /// <summary>EFLAGS bits that are never lazy (IF, DF, TF, IOPL, VM, ...), read without computing the status flags.</summary>
     internal uint SystemFlags => _eflags;
 

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using ImgTool.Machine.Cpu.Decode;
+using ImgTool.Machine.Cpu.Jit;
 using ImgTool.Machine.Memory;
 using ImgTool.Machine.Tracing;
 
@@ -64,8 +65,14 @@ internal sealed unsafe partial class X86Cpu
     private static readonly bool DebugTraceUser = Environment.GetEnvironmentVariable("IMGTOOL_TRACE_USER") == "1";
 
     public X86Cpu(PhysicalMemory memory, IIoBus io)
+        : this(memory, io, JitSettings.FromEnvironment())
+    {
+    }
+
+    public X86Cpu(PhysicalMemory memory, IIoBus io, JitSettings jit)
     {
         Memory = memory;
+        _translator = CreateTranslator(jit);
         Io = io;
         _code = new BlockCache(this, memory);
         memory.CodeWritten = _code.InvalidateRange;
@@ -188,6 +195,8 @@ internal sealed unsafe partial class X86Cpu
                 StepTraced();
             }
 
+            BlockObserver?.BlockEnded(this);
+
             if (_exit is { } exit)
             {
                 return exit;
@@ -212,6 +221,12 @@ internal sealed unsafe partial class X86Cpu
             }
 
             DeliverPendingFault();
+            return;
+        }
+
+        LastBlockTranslated = false;
+        if (_translator is not null && RunTranslated(block, end))
+        {
             return;
         }
 

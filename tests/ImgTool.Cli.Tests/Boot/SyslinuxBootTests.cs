@@ -97,7 +97,10 @@ public sealed partial class SyslinuxBootTests : IDisposable
         return end < 0 ? text : text[..(end + "bootloader reached".Length)];
     }
 
-    private async Task<string> MakeFixtureAsync()
+    private Task<string> MakeFixtureAsync() => MakeFixtureAsync(_directory);
+
+    /// <summary>Builds the SYSLINUX fixture in a folder (tools/fixtures/make-syslinux-disk.sh).</summary>
+    internal static async Task<string> MakeFixtureAsync(string folder)
     {
         var directory = new DirectoryInfo(AppContext.BaseDirectory);
         while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "ImgTool.sln")))
@@ -106,7 +109,7 @@ public sealed partial class SyslinuxBootTests : IDisposable
         }
 
         Assert.NotNull(directory);
-        string image = Path.Combine(_directory, "syslinux.img");
+        string image = Path.Combine(folder, "syslinux.img");
         var script = Path.Combine(directory.FullName, "tools", "fixtures", "make-syslinux-disk.sh");
         var result = await Tools.Qemu("bash", script, image);
         Assert.True(result.ExitCode == 0, "fixture script failed (needs syslinux, mtools, dosfstools, fdisk): " + result);

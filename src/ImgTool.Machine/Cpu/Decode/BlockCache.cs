@@ -204,6 +204,7 @@ internal sealed class BlockCache
         for (var block = page.Blocks; block is not null; block = block.NextOnPage)
         {
             block.Valid = false;
+            block.Translated = null;
             int slot = Slot(block.Physical, block.Code32);
             if (ReferenceEquals(_table[slot], block))
             {

@@ -194,6 +194,57 @@ internal sealed unsafe partial class X86Cpu
     }
 
     /// <summary>
+    /// The TLB hit of a read and nothing else: false when the access needs the checked path (segment limit or type,
+    /// TLB miss, page straddle), which the caller then takes. Translated code inlines this and calls
+    /// <see cref="Read"/> only on a miss, after making the CPU state exact for a fault.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryReadFast(int segment, uint offset, int sizeBytes, out uint value)
+    {
+        if ((long)offset + (sizeBytes - 1) <= FastReadLimit(segment))
+        {
+            byte* host = ReadHost(SegmentBase(segment) + offset, sizeBytes);
+            if (host != null)
+            {
+                value = sizeBytes == 4 ? Unsafe.ReadUnaligned<uint>(host) : sizeBytes == 2 ? Unsafe.ReadUnaligned<ushort>(host) : *host;
+                return true;
+            }
+        }
+
+        value = 0;
+        return false;
+    }
+
+    /// <summary>The TLB hit of a write (a page without decoded code, dirty and writable), else false and nothing written.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryWriteFast(int segment, uint offset, int sizeBytes, uint value)
+    {
+        if ((long)offset + (sizeBytes - 1) <= FastWriteLimit(segment))
+        {
+            byte* host = WriteHost(SegmentBase(segment) + offset, sizeBytes);
+            if (host != null)
+            {
+                if (sizeBytes == 4)
+                {
+                    Unsafe.WriteUnaligned(host, value);
+                }
+                else if (sizeBytes == 2)
+                {
+                    Unsafe.WriteUnaligned(host, (ushort)value);
+                }
+                else
+                {
+                    *host = (byte)value;
+                }
+
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
     /// Checks that a write of sizeBytes at segment:offset would succeed (segment and paging), without writing:
     /// instructions that write several places (PUSHA, ENTER, far CALL, interrupt frames) probe first.
     /// </summary>

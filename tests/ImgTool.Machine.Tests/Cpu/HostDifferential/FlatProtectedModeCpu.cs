@@ -1,4 +1,5 @@
 using ImgTool.Machine.Cpu;
+using ImgTool.Machine.Cpu.Jit;
 using ImgTool.Machine.Memory;
 
 namespace ImgTool.Machine.Tests.Cpu.HostDifferential;
@@ -57,11 +58,12 @@ internal sealed class FlatProtectedModeCpu
     private readonly X86Cpu _cpu;
     private readonly HarnessLayout _layout;
 
-    public FlatProtectedModeCpu(HarnessLayout layout)
+    /// <param name="translated">Run each vector's block translated (on its first run) instead of interpreted.</param>
+    public FlatProtectedModeCpu(HarnessLayout layout, bool translated = false)
     {
         _layout = layout;
         _memory = new PhysicalMemory(RamBytes);
-        _cpu = CreateCpu(_memory);
+        _cpu = CreateCpu(_memory, translated ? new JitSettings(true, HotThreshold: 1) : JitSettings.Off);
         WriteTables();
     }
 
@@ -69,7 +71,10 @@ internal sealed class FlatProtectedModeCpu
     /// The one place that constructs the CPU: the engine's constructor is changing, and only this
     /// method should need to follow it. Everything else uses the test-facing state (R, Eflags, S, Eip, Cr0, Run).
     /// </summary>
-    private static X86Cpu CreateCpu(PhysicalMemory memory) => new(memory, new NoIo());
+    private static X86Cpu CreateCpu(PhysicalMemory memory, JitSettings jit) => new(memory, new NoIo(), jit);
+
+    /// <summary>Instructions the vectors ran inside translated blocks (0 when interpreting).</summary>
+    public long InstructionsTranslated => _cpu.JitStatistics?.InstructionsTranslated ?? 0;
 
     public static uint HandlerAddress(int vector) => HandlersAddress + (uint)vector;
 

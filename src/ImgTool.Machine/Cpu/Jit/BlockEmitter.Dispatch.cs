@@ -1,0 +1,142 @@
+using System.Reflection.Emit;
+using ImgTool.Machine.Cpu.Decode;
+
+namespace ImgTool.Machine.Cpu.Jit;
+
+/// <summary>
+/// Which ops get specialised IL: the handlers that dominate a Linux boot's profile (moves, ALU on registers,
+/// LEA, loads and stores, PUSH/POP, Jcc/JMP). The IL reproduces the handler exactly; any other op, or an
+/// unusual form of these, is called through.
+/// </summary>
+internal sealed unsafe partial class BlockEmitter
+{
+    private Label? _stackGuard;
+    private bool _stack32;
+
+    /// <summary>The SS size the translation assumes for PUSH/POP (checked on entry); set by the translator.</summary>
+    public bool Stack32
+    {
+        get => _stack32;
+        init => _stack32 = value;
+    }
+
+    private bool TrySpecialise(ref MicroOp op, bool last, out bool setsEip)
+    {
+        setsEip = false;
+        nint h = (nint)op.Handler;
+        if (h == KnownHandlers.MovRR)
+        {
+            EmitLoad(op.Source, op.Size);
+            EmitStore(op.Destination, op.Size);
+            return true;
+        }
+
+        if (h == KnownHandlers.MovRI)
+        {
+            _il.Emit(OpCodes.Ldc_I4, unchecked((int)op.Immediate));
+            EmitStore(op.Destination, op.Size);
+            return true;
+        }
+
+        if (h == KnownHandlers.Lea)
+        {
+            EmitEffectiveAddress(ref op);
+            EmitStore(op.Destination, op.Size);
+            return true;
+        }
+
+        if (h == KnownHandlers.ExtendR)
+        {
+            EmitLoad(op.Source, op.Size2);
+            EmitExtend(op.Size2, op.Kind != 0);
+            EmitStore(op.Destination, op.Size);
+            return true;
+        }
+
+        if (h == KnownHandlers.AluRR || h == KnownHandlers.AluRI)
+        {
+            return TryEmitAlu(ref op, immediate: h == KnownHandlers.AluRI);
+        }
+
+        if (h == KnownHandlers.TestRR || h == KnownHandlers.TestRI)
+        {
+            EmitTest(ref op, immediate: h == KnownHandlers.TestRI);
+            return true;
+        }
+
+        if (h == KnownHandlers.IncDecR)
+        {
+            EmitIncDec(ref op);
+            return true;
+        }
+
+        if (h == KnownHandlers.MovRM)
+        {
+            EmitLoadFromMemory(ref op, op.Size, extend: false, signed: false);
+            return true;
+        }
+
+        if (h == KnownHandlers.ExtendM)
+        {
+            EmitLoadFromMemory(ref op, op.Size2, extend: true, signed: op.Kind != 0);
+            return true;
+        }
+
+        if (h == KnownHandlers.MovMR || h == KnownHandlers.MovMI)
+        {
+            EmitStoreToMemory(ref op, immediate: h == KnownHandlers.MovMI);
+            return true;
+        }
+
+        if ((h == KnownHandlers.PushR || h == KnownHandlers.PopR) && op.Size is 2 or 4)
+        {
+            if (h == KnownHandlers.PushR)
+            {
+                EmitPush(ref op);
+            }
+            else
+            {
+                EmitPop(ref op);
+            }
+
+            return true;
+        }
+
+        if (last && (h == KnownHandlers.Jcc || h == KnownHandlers.JmpRel))
+        {
+            EmitBranch(ref op, conditional: h == KnownHandlers.Jcc);
+            setsEip = true;
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>Blocks with translated PUSH/POP assume the SS size seen at translation: on entry, if it differs, the interpreter runs the block.</summary>
+    private void EmitStackGuard()
+    {
+        foreach (var op in _block.Ops.AsSpan(0, _block.Count))
+        {
+            if (((nint)op.Handler == KnownHandlers.PushR || (nint)op.Handler == KnownHandlers.PopR) && op.Size is 2 or 4)
+            {
+                var guard = _il.DefineLabel();
+                _stackGuard = guard;
+                _il.Emit(OpCodes.Ldarg_0);
+                _il.Emit(OpCodes.Call, CpuMembers.GetStack32);
+                _il.Emit(_stack32 ? OpCodes.Brfalse : OpCodes.Brtrue, guard);
+                return;
+            }
+        }
+    }
+
+    /// <summary>MOVZX/MOVSX of the value on the stack from sourceBytes.</summary>
+    private void EmitExtend(int sourceBytes, bool signed)
+    {
+        if (!signed || sourceBytes == 4)
+        {
+            return;
+        }
+
+        _il.Emit(sourceBytes == 1 ? OpCodes.Conv_I1 : OpCodes.Conv_I2);
+    }
+}
