@@ -38,7 +38,13 @@ public sealed class AmendFormatConversionTests : IDisposable
         await WritePattern(image, "qcow2", zeroes: compat != "0.10");
         string original = Snapshot(image);
 
-        await Ok(Imgtool("amend", "-o", "format=qed", image));
+        RunResult toQed = await Ok(Imgtool("amend", "--output=json", "-o", "format=qed", image));
+        using (JsonDocument result = JsonDocument.Parse(toQed.Out))
+        {
+            // Every hole of the qcow2 metadata was filled: QED would count it as a leak.
+            Assert.Equal(0, result.RootElement.GetProperty("conversion").GetProperty("leaked-clusters").GetInt64());
+        }
+
         await AssertFormat(image, "qed");
         await AssertSame(original, image);
         await AssertCheckClean(image);
@@ -140,6 +146,7 @@ public sealed class AmendFormatConversionTests : IDisposable
         { "unsupported_option", "'lazy_refcounts' is not supported yet" },
         { "unsupported_option_with_format", "'cluster_size' is not supported yet" },
         { "other_format", "only qcow2 <-> qed" },
+        { "no_options", "needs options" },
     };
 
     [Theory]
@@ -203,6 +210,10 @@ public sealed class AmendFormatConversionTests : IDisposable
                 await Ok(QemuImg("create", "-f", "qcow2", image, "8M"));
                 amend = ["amend", "-o", "format=qed,cluster_size=4k", image];
                 break;
+            case "no_options":
+                await Ok(QemuImg("create", "-f", "qcow2", image, "8M"));
+                amend = ["amend", image];
+                break;
             case "other_format":
                 await Ok(QemuImg("create", "-f", "qcow2", image, "8M"));
                 amend = ["amend", "-o", "format=vmdk", image];
@@ -215,6 +226,16 @@ public sealed class AmendFormatConversionTests : IDisposable
         Assert.Contains(expected, result.Err, StringComparison.OrdinalIgnoreCase);
         Assert.Single(result.Err.TrimEnd('\n').Split('\n'));
         Assert.StartsWith("imgtool: ", result.Err, StringComparison.Ordinal);
+        Assert.Equal(before, await File.ReadAllBytesAsync(image));
+    }
+
+    [Fact]
+    public async Task Amending_to_the_same_format_changes_nothing()
+    {
+        string image = _dir.File("same.qcow2");
+        await Ok(QemuImg("create", "-f", "qcow2", image, "8M"));
+        byte[] before = await File.ReadAllBytesAsync(image);
+        await Ok(Imgtool("amend", "-q", "-o", "format=qcow2", image));
         Assert.Equal(before, await File.ReadAllBytesAsync(image));
     }
 
