@@ -30,6 +30,12 @@ internal static class AmendCommand
         };
         command.SetAction(context, async (parse, cancellationToken) =>
         {
+            if (Block.Options.ImageOptions.IsHelpRequest(parse.GetValue(options) ?? []))
+            {
+                await context.Output.WriteAsync(HelpText).ConfigureAwait(false);
+                return 0;
+            }
+
             AmendResult result = await new AmendOperation(context.Opener).RunAsync(
                 new AmendOptions(
                     parse.GetValue(file)!,
@@ -47,6 +53,12 @@ internal static class AmendCommand
         });
         return command;
     }
+
+    /// <summary>What `amend -o help` lists: the options implemented so far.</summary>
+    internal const string HelpText =
+        "Supported options:\n"
+        + "  format=<str>           - Convert in place between qcow2 and qed (data clusters stay where they are)\n"
+        + "  compat=<str>           - With format=qcow2: compatibility level (v2 / 0.10, v3 / 1.1)\n";
 
     private static Action<int>? CrashHook()
     {
