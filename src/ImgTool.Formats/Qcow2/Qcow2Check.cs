@@ -49,6 +49,10 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
         }
     }
 
+    /// <summary>
+    /// The check in passes, as QEMU's qcow2_check_refcounts: count the references every structure makes, find the
+    /// refcount blocks, compare the stored refcounts with the counts, repair refcounts, then the COPIED flags.
+    /// </summary>
     private async ValueTask<CheckReport> RunLockedAsync(CheckRepair repair, CancellationToken cancellationToken)
     {
         Qcow2Header header = image.Header;
@@ -63,6 +67,31 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
         }
 
         _references = new uint[_clusters];
+        await CountReferencesAsync(header, cancellationToken).ConfigureAwait(false);
+        long[] blocks = FindRefcountBlocks(header);
+        RefcountComparison comparison = await CompareRefcountsAsync(blocks, repair, cancellationToken).ConfigureAwait(false);
+        (long leaksFixed, long corruptionsFixed) = await RepairRefcountsAsync(comparison, repair, cancellationToken).ConfigureAwait(false);
+
+        // OFLAG_COPIED must be set exactly when the refcount is one (spec: bit 63 of L1 and L2 entries),
+        // judged, as QEMU does, by the refcounts as they are after any refcount repair.
+        bool fixCopied = repair.HasFlag(CheckRepair.Errors)
+            || (repair.HasFlag(CheckRepair.Leaks) && _corruptions == 0 && _leaks == 0 && _checkErrors == 0);
+        corruptionsFixed += await CheckCopiedFlagsAsync(fixCopied, cancellationToken).ConfigureAwait(false);
+
+        if (repair.HasFlag(CheckRepair.Errors) && _checkErrors == 0 && corruptionsFixed == _corruptions)
+        {
+            await image.SetCorruptFlagAsync(false, cancellationToken).ConfigureAwait(false);
+        }
+
+        image.Refcounts.DropCache();
+        image.L2Cache.Clear();
+        image.Refcounts.ResetFreeHint();
+        return Report(totalClusters, comparison.Highest + 1) with { LeaksFixed = leaksFixed, CorruptionsFixed = corruptionsFixed };
+    }
+
+    /// <summary>Pass 1: the references of the header, the active and the snapshots' L1/L2 tables and data, and the bitmaps.</summary>
+    private async ValueTask CountReferencesAsync(Qcow2Header header, CancellationToken cancellationToken)
+    {
         Reference(0, ClusterSize, "header");
         Reference(header.L1TableOffset, header.L1Size * 8L, "L1 table");
         await CheckL1Async(image.L1, active: true, cancellationToken).ConfigureAwait(false);
@@ -99,8 +128,12 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
                 }
             }
         }
+    }
 
-        // The refcount structure references itself; remembered so a rebuild can leave it out.
+    /// <summary>Pass 2: the refcount structure (and the LUKS area), which references itself; its blocks by table index (0: none).</summary>
+    private long[] FindRefcountBlocks(Qcow2Header header)
+    {
+        // Remembered so a rebuild can leave the old structure out.
         int before = CountStructureStart();
         if (image.IsEncrypted)
         {
@@ -135,17 +168,23 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
         }
 
         RecordStructure(header, blocks, before);
+        return blocks;
+    }
 
-        // Stored refcounts are read one block at a time through the refcount cache, which the COPIED pass
-        // then reads from; memory stays at the counted references and the cache.
+    /// <summary>What pass 3 found: the last cluster in use, refcounts below the references, and leaked clusters.</summary>
+    private sealed record RefcountComparison(long Highest, long TooLowCount, List<long> Leaked);
+
+    /// <summary>
+    /// Pass 3: stored refcounts against the counted references. Read one block at a time through the refcount
+    /// cache, which the COPIED pass then reads from; memory stays at the counted references and the cache.
+    /// </summary>
+    private async ValueTask<RefcountComparison> CompareRefcountsAsync(long[] blocks, CheckRepair repair, CancellationToken cancellationToken)
+    {
         long perBlock = image.Refcounts.EntriesPerBlock;
         byte[] block = Scratch;
         long loadedBlock = -1;
         long highest = -1;
-        bool tooLow = false;
         long tooLowCount = 0;
-        long leaksFixed = 0;
-        long corruptionsFixed = 0;
         var leaked = new List<long>();
         for (long i = 0; i < _clusters; i++)
         {
@@ -178,7 +217,6 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
 
             if (storedRefcount < computed)
             {
-                tooLow = true;
                 tooLowCount++;
                 Corruption("refcount block", i * ClusterSize, $"cluster {i} refcount={storedRefcount} reference={computed}");
             }
@@ -190,36 +228,29 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
             }
         }
 
-        if (repair.HasFlag(CheckRepair.Errors) && (tooLow || image.Header.Incompatible.HasFlag(Qcow2Incompatible.Dirty)))
+        return new RefcountComparison(highest, tooLowCount, leaked);
+    }
+
+    /// <summary>Pass 4: a rebuild for refcounts too low (or a dirty image) under -r all, else the leaks under -r leaks.</summary>
+    private async ValueTask<(long LeaksFixed, long CorruptionsFixed)> RepairRefcountsAsync(RefcountComparison comparison, CheckRepair repair, CancellationToken cancellationToken)
+    {
+        if (repair.HasFlag(CheckRepair.Errors) && (comparison.TooLowCount > 0 || image.Header.Incompatible.HasFlag(Qcow2Incompatible.Dirty)))
         {
             await RebuildRefcountsAsync(cancellationToken).ConfigureAwait(false);
-            corruptionsFixed += tooLowCount;
-            leaksFixed += _leaks;
+            return (_leaks, comparison.TooLowCount);
         }
-        else if (repair.HasFlag(CheckRepair.Leaks) && leaked.Count > 0)
+
+        long leaksFixed = 0;
+        if (repair.HasFlag(CheckRepair.Leaks) && comparison.Leaked.Count > 0)
         {
-            foreach (long cluster in leaked)
+            foreach (long cluster in comparison.Leaked)
             {
                 await image.Refcounts.SetRangeAsync(cluster, 1, _references[cluster], cancellationToken).ConfigureAwait(false);
                 leaksFixed++;
             }
         }
 
-        // OFLAG_COPIED must be set exactly when the refcount is one (spec: bit 63 of L1 and L2 entries),
-        // judged, as QEMU does, by the refcounts as they are after any refcount repair.
-        bool fixCopied = repair.HasFlag(CheckRepair.Errors)
-            || (repair.HasFlag(CheckRepair.Leaks) && _corruptions == 0 && _leaks == 0 && _checkErrors == 0);
-        corruptionsFixed += await CheckCopiedFlagsAsync(fixCopied, cancellationToken).ConfigureAwait(false);
-
-        if (repair.HasFlag(CheckRepair.Errors) && _checkErrors == 0 && corruptionsFixed == _corruptions)
-        {
-            await image.SetCorruptFlagAsync(false, cancellationToken).ConfigureAwait(false);
-        }
-
-        image.Refcounts.DropCache();
-        image.L2Cache.Clear();
-        image.Refcounts.ResetFreeHint();
-        return Report(totalClusters, highest + 1) with { LeaksFixed = leaksFixed, CorruptionsFixed = corruptionsFixed };
+        return (leaksFixed, 0);
     }
 
     private CheckReport Report(long totalClusters, long endClusters) => new()
