@@ -212,63 +212,6 @@ internal sealed partial class Qcow2Image
         buffer.Span[inside..].Clear();
     }
 
-    /// <summary>The L2 table for an L1 index, made writable: allocated when missing, copied when shared
-    /// with a snapshot (L1 entry without the COPIED flag and refcount above one).</summary>
-    private async ValueTask<(byte[] Table, long Offset)> GetL2ForWriteAsync(long l1Index, CancellationToken cancellationToken)
-    {
-        if (l1Index >= L1.Length)
-        {
-            throw new ImageCorruptException($"L1 index {l1Index} is beyond the L1 table ({L1.Length} entries)", "L1 table", Header.L1TableOffset, HostFile.Path);
-        }
-
-        ulong l1Entry = (ulong)L1[l1Index];
-        long l2Offset = (long)(l1Entry & Qcow2L2Entry.OffsetMask);
-        if (l2Offset == 0)
-        {
-            long fresh = await Refcounts.AllocateAsync(1, cancellationToken).ConfigureAwait(false);
-            byte[] table = new byte[ClusterSize];
-            await HostFile.WriteAsync(fresh, table, cancellationToken).ConfigureAwait(false);
-            L2Cache.Put(fresh, table);
-            await SetL1EntryAsync(l1Index, (ulong)fresh | Qcow2L2Entry.Copied, cancellationToken).ConfigureAwait(false);
-            return (table, fresh);
-        }
-
-        byte[] current = await GetL2Async(l1Index, cancellationToken).ConfigureAwait(false) ?? throw new InvalidOperationException();
-        if ((l1Entry & Qcow2L2Entry.Copied) != 0)
-        {
-            return (current, l2Offset);
-        }
-
-        ulong refcount = await Refcounts.GetAsync(l2Offset >> _clusterBits, cancellationToken).ConfigureAwait(false);
-        if (refcount == 1)
-        {
-            await SetL1EntryAsync(l1Index, l1Entry | Qcow2L2Entry.Copied, cancellationToken).ConfigureAwait(false);
-            return (current, l2Offset);
-        }
-
-        long copyOffset = await Refcounts.AllocateAsync(1, cancellationToken).ConfigureAwait(false);
-        byte[] copy = (byte[])current.Clone();
-        await HostFile.WriteAsync(copyOffset, copy, cancellationToken).ConfigureAwait(false);
-        L2Cache.Put(copyOffset, copy);
-        await SetL1EntryAsync(l1Index, (ulong)copyOffset | Qcow2L2Entry.Copied, cancellationToken).ConfigureAwait(false);
-        await Refcounts.AddAsync(l2Offset >> _clusterBits, -1, cancellationToken).ConfigureAwait(false);
-        return (copy, copyOffset);
-    }
-
-    public async ValueTask SetL1EntryAsync(long l1Index, ulong value, CancellationToken cancellationToken)
-    {
-        L1[l1Index] = (long)value;
-        byte[] raw = new byte[8];
-        BinaryPrimitives.WriteUInt64BigEndian(raw, value);
-        await HostFile.WriteAsync(Header.L1TableOffset + (l1Index * 8), raw, cancellationToken).ConfigureAwait(false);
-    }
-
-    private ValueTask WriteL2EntriesAsync(byte[] table, long l2Offset, long firstIndex, long count, CancellationToken cancellationToken)
-    {
-        int start = (int)(firstIndex * _l2EntryBytes);
-        return HostFile.WriteAsync(l2Offset + start, table.AsMemory(start, (int)(count * _l2EntryBytes)), cancellationToken);
-    }
-
     /// <summary>Writes guest data at a host offset. An external data file is a raw image of the disk (host = guest,
     /// sized to the disk as QEMU creates it), so what lies past the virtual size is not written there.</summary>
     private ValueTask WriteDataAsync(long host, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
