@@ -246,17 +246,18 @@ internal sealed class PcMachine
             UpdateTimedDevices();
 
             // Output written just before the guest stops still counts.
-            bool grew = Serial.Length != checkedLength;
-            if (grew)
+            // The transcript is copied out once per slice in which it grew (or, after a panic, to time its grace).
+            string? serial = Serial.Length != checkedLength || panic.PanicLine is not null ? Serial.ToString() : null;
+            if (Serial.Length != checkedLength)
             {
                 checkedLength = Serial.Length;
-                if (done(Serial.ToString()))
+                if (done(serial!))
                 {
                     return Result(MachineOutcome.Matched, "expected output seen", wall);
                 }
             }
 
-            if ((grew || panic.PanicLine is not null) && panic.Observe(Serial.ToString(), _cpu.Instructions))
+            if (serial is not null && panic.Observe(serial, _cpu.Instructions))
             {
                 return Result(MachineOutcome.KernelPanic,
                     $"the guest kernel panicked: \"{panic.PanicLine}\" (guest at {_cpu.S[X86Cpu.CS].Selector:X4}:{_cpu.Eip:X8} afterwards)", wall);

@@ -42,13 +42,7 @@ internal sealed class BochsImage : ReadOnlyImage
     public static async ValueTask<BochsImage> OpenAsync(IHostFile file, CancellationToken cancellationToken)
     {
         long length = file.Length;
-        byte[] headBytes = new byte[BochsHeader.SizeBytes];
-        if (length < headBytes.Length)
-        {
-            throw new ImageFormatException("file is too small for a Bochs header", file.Path);
-        }
-
-        await file.ReadZeroFilledAsync(0, headBytes, cancellationToken).ConfigureAwait(false);
+        byte[] headBytes = await ReadHeaderBytesAsync(file, BochsHeader.SizeBytes, "Bochs", cancellationToken).ConfigureAwait(false);
         BochsHeader header = BochsHeader.Read(headBytes, file.Path);
         if (header.CatalogEntries > BochsLimits.MaxCatalogEntries)
         {

@@ -34,13 +34,7 @@ internal sealed class CloopImage : ReadOnlyImage
     public static async ValueTask<CloopImage> OpenAsync(IHostFile file, CancellationToken cancellationToken)
     {
         long length = file.Length;
-        byte[] headBytes = new byte[CloopHeader.OffsetsField];
-        if (length < headBytes.Length)
-        {
-            throw new ImageFormatException("file is too small for a cloop header", file.Path);
-        }
-
-        await file.ReadZeroFilledAsync(0, headBytes, cancellationToken).ConfigureAwait(false);
+        byte[] headBytes = await ReadHeaderBytesAsync(file, CloopHeader.OffsetsField, "cloop", cancellationToken).ConfigureAwait(false);
         CloopHeader header = CloopHeader.Read(headBytes, file.Path);
         if (header.BlockBytes == 0 || header.BlockBytes % CloopLimits.SectorBytes != 0)
         {

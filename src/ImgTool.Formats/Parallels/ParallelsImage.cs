@@ -40,13 +40,7 @@ internal sealed class ParallelsImage : ReadOnlyImage, ICheckable
     public static async ValueTask<ParallelsImage> OpenAsync(IHostFile file, CancellationToken cancellationToken)
     {
         long length = file.Length;
-        byte[] headBytes = new byte[ParallelsHeader.SizeBytes];
-        if (length < headBytes.Length)
-        {
-            throw new ImageFormatException("file is too small for a Parallels header", file.Path);
-        }
-
-        await file.ReadZeroFilledAsync(0, headBytes, cancellationToken).ConfigureAwait(false);
+        byte[] headBytes = await ReadHeaderBytesAsync(file, ParallelsHeader.SizeBytes, "Parallels", cancellationToken).ConfigureAwait(false);
         ParallelsHeader header = ParallelsHeader.Read(headBytes, file.Path);
         long batBytes = (long)header.BatEntries * sizeof(uint);
         if (batBytes > length - ParallelsHeader.SizeBytes)

@@ -58,13 +58,7 @@ internal sealed class QcowV1Image : ReadOnlyImage, IBackingChain, IEncrypted
     public static async ValueTask<QcowV1Image> OpenAsync(IHostFile file, ImageOpenContext context, CancellationToken cancellationToken)
     {
         long length = file.Length;
-        byte[] headBytes = new byte[QcowV1Header.SizeBytesOnDisk];
-        if (length < headBytes.Length)
-        {
-            throw new ImageFormatException("file is too small for a qcow header", file.Path);
-        }
-
-        await file.ReadZeroFilledAsync(0, headBytes, cancellationToken).ConfigureAwait(false);
+        byte[] headBytes = await ReadHeaderBytesAsync(file, QcowV1Header.SizeBytesOnDisk, "qcow", cancellationToken).ConfigureAwait(false);
         QcowV1Header header = QcowV1Header.Read(headBytes, file.Path);
         if (header.CryptMethod == QcowV1Header.CryptAes)
         {

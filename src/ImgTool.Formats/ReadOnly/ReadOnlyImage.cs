@@ -13,6 +13,19 @@ internal abstract class ReadOnlyImage(IHostFile file, string formatName, long si
 {
     public string FormatName { get; } = formatName;
 
+    /// <summary>The first <paramref name="sizeBytes"/> bytes of the file, the header every driver starts from; a shorter file is not this format.</summary>
+    protected static async ValueTask<byte[]> ReadHeaderBytesAsync(IHostFile file, int sizeBytes, string headerName, CancellationToken cancellationToken)
+    {
+        if (file.Length < sizeBytes)
+        {
+            throw new ImageFormatException($"file is too small for a {headerName} header", file.Path);
+        }
+
+        byte[] bytes = new byte[sizeBytes];
+        await file.ReadZeroFilledAsync(0, bytes, cancellationToken).ConfigureAwait(false);
+        return bytes;
+    }
+
     public IHostFile HostFile { get; } = file;
 
     public long SizeBytes { get; } = sizeBytes;

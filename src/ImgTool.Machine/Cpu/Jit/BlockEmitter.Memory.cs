@@ -53,22 +53,25 @@ internal sealed partial class BlockEmitter
         }
     }
 
+    /// <summary>The CPU, segment, offset and size: the first arguments of every access helper, fast or slow.</summary>
+    private void EmitAccessArguments(int segment, LocalBuilder offset, int sizeBytes)
+    {
+        _il.Emit(OpCodes.Ldarg_0);
+        _il.Emit(OpCodes.Ldc_I4, segment);
+        _il.Emit(OpCodes.Ldloc, offset);
+        _il.Emit(OpCodes.Ldc_I4, sizeBytes);
+    }
+
     /// <summary>value = [segment:offset] of sizeBytes; leaves on a fault (nothing of the op done).</summary>
     private void EmitRead(int segment, LocalBuilder offset, int sizeBytes, LocalBuilder value)
     {
         var hit = _il.DefineLabel();
-        _il.Emit(OpCodes.Ldarg_0);
-        _il.Emit(OpCodes.Ldc_I4, segment);
-        _il.Emit(OpCodes.Ldloc, offset);
-        _il.Emit(OpCodes.Ldc_I4, sizeBytes);
+        EmitAccessArguments(segment, offset, sizeBytes);
         _il.Emit(OpCodes.Ldloca, value);
         _il.Emit(OpCodes.Call, CpuMembers.TryReadFast);
         _il.Emit(OpCodes.Brtrue, hit);
         EmitSync();
-        _il.Emit(OpCodes.Ldarg_0);
-        _il.Emit(OpCodes.Ldc_I4, segment);
-        _il.Emit(OpCodes.Ldloc, offset);
-        _il.Emit(OpCodes.Ldc_I4, sizeBytes);
+        EmitAccessArguments(segment, offset, sizeBytes);
         _il.Emit(OpCodes.Call, CpuMembers.Read);
         _il.Emit(OpCodes.Stloc, value);
         EmitExitIfFault();
@@ -79,18 +82,12 @@ internal sealed partial class BlockEmitter
     private void EmitWrite(int segment, LocalBuilder offset, int sizeBytes, LocalBuilder value)
     {
         var hit = _il.DefineLabel();
-        _il.Emit(OpCodes.Ldarg_0);
-        _il.Emit(OpCodes.Ldc_I4, segment);
-        _il.Emit(OpCodes.Ldloc, offset);
-        _il.Emit(OpCodes.Ldc_I4, sizeBytes);
+        EmitAccessArguments(segment, offset, sizeBytes);
         _il.Emit(OpCodes.Ldloc, value);
         _il.Emit(OpCodes.Call, CpuMembers.TryWriteFast);
         _il.Emit(OpCodes.Brtrue, hit);
         EmitSync();
-        _il.Emit(OpCodes.Ldarg_0);
-        _il.Emit(OpCodes.Ldc_I4, segment);
-        _il.Emit(OpCodes.Ldloc, offset);
-        _il.Emit(OpCodes.Ldc_I4, sizeBytes);
+        EmitAccessArguments(segment, offset, sizeBytes);
         _il.Emit(OpCodes.Ldloc, value);
         _il.Emit(OpCodes.Call, CpuMembers.Write);
         EmitExitIfEndBlock();
