@@ -99,7 +99,7 @@ public static class BootRunner
         var countedDisk = new CountingBlockDevice(disk);
         var machine = new PcMachine(new MachineOptions(
             settings.Firmware, settings.MemoryBytes, countedDisk, trace, DiskOptions: new Virtio.VirtioBlkOptions(WriteCache: settings.GuestWriteCache),
-            Jit: settings.Translate is { } translate ? new ImgTool.Machine.Cpu.Jit.JitSettings(translate) : ImgTool.Machine.Cpu.Jit.JitSettings.FromEnvironment()));
+            Jit: settings.Translate is { } translate ? new ImgTool.Machine.Cpu.Jit.JitSettings(translate, Background: true) : ImgTool.Machine.Cpu.Jit.JitSettings.FromEnvironment()));
         string traceHeader = "the run ended with an exception in the emulator";
         try
         {

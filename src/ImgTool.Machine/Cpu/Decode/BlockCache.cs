@@ -100,6 +100,9 @@ internal sealed class BlockCache
     private static int Slot(uint physical, bool code32) =>
         (int)((physical ^ (physical >> TableBits) ^ (code32 ? 0x2A5u : 0)) & ((1 << TableBits) - 1));
 
+    /// <summary>The valid 32-bit block already decoded at this physical address, or null (the translator's region builder asks).</summary>
+    public CodeBlock? FindDecoded(uint physical) => FindOnPage(physical, code32: true);
+
     private CodeBlock? FindOnPage(uint physical, bool code32)
     {
         if (!_pages.TryGetValue(physical >> PhysicalMemory.PageShift, out var page))

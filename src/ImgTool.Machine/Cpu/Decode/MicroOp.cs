@@ -67,7 +67,7 @@ internal sealed class CodeBlock(MicroOp[] ops, int count, uint physical, bool co
     /// <summary>Executions so far, until the block is hot enough to translate (then no longer counted).</summary>
     public int Heat;
 
-    /// <summary>The block's translation once it is hot; dropped with the block when its code is written.</summary>
+    /// <summary>The translation of the block and the blocks it jumps to on its page, once it is hot; dropped with the page's blocks when its code is written.</summary>
     public Jit.TranslatedCode? Translated;
 
     /// <summary>The next block on the same physical page (the page's list, for invalidation).</summary>

@@ -107,7 +107,7 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Ldc_I4_1);
         _il.Emit(decrement ? OpCodes.Sub : OpCodes.Add);
         _il.Emit(OpCodes.Stloc, result);
-        _il.Emit(OpCodes.Ldarg_0);
+        EmitCpu();
         _il.Emit(decrement ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
         _il.Emit(OpCodes.Ldloc, a);
         _il.Emit(OpCodes.Ldloc, result);
@@ -121,7 +121,7 @@ internal sealed partial class BlockEmitter
 
     private void EmitSetLazy(FlagOp kind, LocalBuilder a, LocalBuilder b, LocalBuilder result, int size)
     {
-        _il.Emit(OpCodes.Ldarg_0);
+        EmitCpu();
         _il.Emit(OpCodes.Ldc_I4, (int)kind);
         _il.Emit(OpCodes.Ldloc, a);
         _il.Emit(OpCodes.Ldloc, b);

@@ -15,18 +15,18 @@ internal sealed partial class BlockEmitter
         if (conditional)
         {
             var taken = _il.DefineLabel();
-            _il.Emit(OpCodes.Ldarg_0);
+            EmitCpu();
             _il.Emit(OpCodes.Ldc_I4, (int)op.Kind);
             _il.Emit(OpCodes.Call, CpuMembers.Condition);
             _il.Emit(OpCodes.Brtrue, taken);
-            _il.Emit(OpCodes.Ldarg_0);
+            EmitCpu();
             EmitEipAt(end);
             _il.Emit(OpCodes.Stfld, CpuMembers.Eip);
             _il.Emit(OpCodes.Br, done);
             _il.MarkLabel(taken);
         }
 
-        _il.Emit(OpCodes.Ldarg_0);
+        EmitCpu();
         EmitEipAt(end);
         _il.Emit(OpCodes.Ldc_I4, unchecked((int)op.Immediate));
         _il.Emit(OpCodes.Add);

@@ -10,7 +10,7 @@ namespace ImgTool.Machine.Cpu.Jit;
 /// </summary>
 internal sealed unsafe partial class BlockEmitter
 {
-    private Label? _stackGuard;
+    private Label? _guardFailed;
     private bool _stack32;
 
     /// <summary>The SS size the translation assumes for PUSH/POP (checked on entry); set by the translator.</summary>
@@ -112,22 +112,32 @@ internal sealed unsafe partial class BlockEmitter
         return false;
     }
 
-    /// <summary>Blocks with translated PUSH/POP assume the SS size seen at translation: on entry, if it differs, the interpreter runs the block.</summary>
-    private void EmitStackGuard()
+    /// <summary>
+    /// Entry checks of assumptions made at translation time; if one fails, the interpreter runs the block. Translated
+    /// PUSH/POP assume the SS size seen then; jumps to other members assume a flat CS (no member beyond its limit).
+    /// </summary>
+    private void EmitGuards()
     {
-        foreach (var op in _block.Ops.AsSpan(0, _block.Count))
+        foreach (var op in _region.Ops)
         {
             if (((nint)op.Handler == KnownHandlers.PushR || (nint)op.Handler == KnownHandlers.PopR) && op.Size is 2 or 4)
             {
-                var guard = _il.DefineLabel();
-                _stackGuard = guard;
-                _il.Emit(OpCodes.Ldarg_0);
+                EmitCpu();
                 _il.Emit(OpCodes.Call, CpuMembers.GetStack32);
-                _il.Emit(_stack32 ? OpCodes.Brfalse : OpCodes.Brtrue, guard);
-                return;
+                _il.Emit(_stack32 ? OpCodes.Brfalse : OpCodes.Brtrue, GuardFailed());
+                break;
             }
         }
+
+        if (_region.Blocks.Length > 1)
+        {
+            EmitCpu();
+            _il.Emit(OpCodes.Call, CpuMembers.GetCodeLimitFlat);
+            _il.Emit(OpCodes.Brfalse, GuardFailed());
+        }
     }
+
+    private Label GuardFailed() => _guardFailed ??= _il.DefineLabel();
 
     /// <summary>MOVZX/MOVSX of the value on the stack from sourceBytes.</summary>
     private void EmitExtend(int sourceBytes, bool signed)

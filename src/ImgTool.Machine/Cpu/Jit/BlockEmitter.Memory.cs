@@ -56,7 +56,7 @@ internal sealed partial class BlockEmitter
     /// <summary>The CPU, segment, offset and size: the first arguments of every access helper, fast or slow.</summary>
     private void EmitAccessArguments(int segment, LocalBuilder offset, int sizeBytes)
     {
-        _il.Emit(OpCodes.Ldarg_0);
+        EmitCpu();
         _il.Emit(OpCodes.Ldc_I4, segment);
         _il.Emit(OpCodes.Ldloc, offset);
         _il.Emit(OpCodes.Ldc_I4, sizeBytes);

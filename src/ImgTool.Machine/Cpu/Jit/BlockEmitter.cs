@@ -5,7 +5,8 @@ using ImgTool.Machine.Cpu.Decode;
 namespace ImgTool.Machine.Cpu.Jit;
 
 /// <summary>
-/// Emits one block's IL: op by op, either specialised IL (the Emit*.cs parts) or a direct call to the op's
+/// Emits one region's IL (<see cref="Region"/>: a hot block and the blocks it jumps to on its page), block by
+/// block and op by op, either specialised IL (the Emit*.cs parts) or a direct call to the op's
 /// interpreter handler. What the interpreter keeps exact after every op, translated code keeps exact wherever
 /// something can observe it:
 /// <list type="bullet">
@@ -18,42 +19,52 @@ namespace ImgTool.Machine.Cpu.Jit;
 /// all before anything can read them (<see cref="FlagLiveness"/>).</item>
 /// </list>
 /// An exit for a fault, a self-modifying write or any other EndBlock writes the registers back and leaves through
-/// <see cref="X86Cpu.LeaveTranslatedBlock"/>, as RunBlock leaves.
+/// <see cref="X86Cpu.LeaveTranslatedBlock"/>, as RunBlock leaves. A jump to another member goes there directly
+/// when the run loop would have entered it anyway: the source block cannot have changed anything the loop checks
+/// between blocks (<see cref="Region.MayChain"/>) and the budget holds the whole target block, as RunTranslated
+/// requires; else the method returns with EIP at the target. Every member starts with the same register-cache
+/// state (all the region's registers loaded, any of them possibly dirty), so jumps need no write-back.
+/// The method is static with the region's ops as its first argument, bound into the delegate (a closed
+/// delegate calls straight in, without the shuffle thunk an open static delegate needs).
 /// </summary>
 internal sealed unsafe partial class BlockEmitter
 {
     private readonly ILGenerator _il;
-    private readonly CodeBlock _block;
-    private readonly uint _ipMask;
-    private readonly bool[] _flagsLive;
+    private readonly Region _region;
+    private readonly Label[] _blockLabels;
 
-    /// <summary>EIP at block entry: every op's address is a constant offset from it.</summary>
+    /// <summary>The registers any member uses: loaded on entry and at every jump between members.</summary>
+    private readonly int _regionRegisters;
+
+    /// <summary>EIP at method entry (of the head): every op's address is a constant offset from it.</summary>
     private readonly LocalBuilder _entryEip;
 
-    /// <summary>Instructions at entry minus those handlers retired beyond one per op (REP iterations).</summary>
+    /// <summary>Instructions at the current block's entry minus those handlers retired beyond one per op (REP iterations).</summary>
     private readonly LocalBuilder _entryInstructions;
 
     /// <summary>A managed pointer to R[0]: registers are read and written through it without bounds checks.</summary>
     private readonly LocalBuilder _registerBase;
 
-    /// <summary>Byte offset of each op from the block's start, and of the block's end (Count + 1 entries).</summary>
-    private readonly int[] _offsets;
-
     private readonly List<(Label Label, int DirtyMask)> _exits = [];
+
+    // The block being emitted.
+    private CodeBlock _block = null!;
+    private int _member;
+    private int[] _offsets = [];
+    private bool[] _flagsLive = [];
     private int _index;
 
-    public BlockEmitter(ILGenerator il, CodeBlock block)
+    public BlockEmitter(ILGenerator il, Region region)
     {
         _il = il;
-        _block = block;
-        _ipMask = block.Code32 ? 0xFFFFFFFF : 0xFFFF;
-        _offsets = new int[block.Count + 1];
-        for (int i = 0; i < block.Count; i++)
+        _region = region;
+        _blockLabels = new Label[region.Blocks.Length];
+        for (int i = 0; i < _blockLabels.Length; i++)
         {
-            _offsets[i + 1] = _offsets[i] + block.Ops[i].Length;
+            _blockLabels[i] = il.DefineLabel();
         }
 
-        _flagsLive = FlagLiveness.Analyse(block.Ops.AsSpan(0, block.Count));
+        _regionRegisters = region.Blocks.Length > 1 || HasInternalJump(region) ? RegistersUsed(region.Ops) : 0;
         _entryEip = il.DeclareLocal(typeof(uint));
         _entryInstructions = il.DeclareLocal(typeof(long));
         _registerBase = il.DeclareLocal(typeof(uint).MakeByRefType());
@@ -61,34 +72,69 @@ internal sealed unsafe partial class BlockEmitter
     }
 
     /// <summary>Emits the whole method; returns how many ops were specialised.</summary>
-    public int EmitBlock()
+    public int EmitRegion()
     {
-        EmitStackGuard();
-        _il.Emit(OpCodes.Ldarg_0);
+        // A call with no CPU only compiles the method (the translation worker does it, off the run loop's thread).
+        var run = _il.DefineLabel();
+        EmitCpu();
+        _il.Emit(OpCodes.Brtrue, run);
+        _il.Emit(OpCodes.Ldc_I4_0);
+        _il.Emit(OpCodes.Ret);
+        _il.MarkLabel(run);
+
+        EmitGuards();
+        EmitCpu();
         _il.Emit(OpCodes.Ldfld, CpuMembers.Eip);
         _il.Emit(OpCodes.Stloc, _entryEip);
-        _il.Emit(OpCodes.Ldarg_0);
+        EmitCpu();
         _il.Emit(OpCodes.Call, CpuMembers.GetInstructions);
         _il.Emit(OpCodes.Stloc, _entryInstructions);
-        _il.Emit(OpCodes.Ldarg_0);
+        EmitCpu();
         _il.Emit(OpCodes.Ldfld, CpuMembers.R);
         _il.Emit(OpCodes.Ldc_I4_0);
         _il.Emit(OpCodes.Ldelema, typeof(uint));
         _il.Emit(OpCodes.Stloc, _registerBase);
+        EmitLoadRegionRegisters();
 
         int specialised = 0;
-        bool endSet = false;
+        for (_member = 0; _member < _region.Blocks.Length; _member++)
+        {
+            specialised += EmitMember();
+        }
+
+        EmitExits();
+        return specialised;
+    }
+
+    private int EmitMember()
+    {
+        _block = _region.Blocks[_member];
+        _offsets = new int[_block.Count + 1];
+        for (int i = 0; i < _block.Count; i++)
+        {
+            _offsets[i + 1] = _offsets[i] + _block.Ops[i].Length;
+        }
+
+        _flagsLive = FlagLiveness.Analyse(_block.Ops.AsSpan(0, _block.Count));
+        _il.MarkLabel(_blockLabels[_member]);
+        _loaded = _regionRegisters;
+        _dirty = _regionRegisters;
+
+        int specialised = 0;
         for (_index = 0; _index < _block.Count; _index++)
         {
             ref MicroOp op = ref _block.Ops[_index];
             bool last = _index == _block.Count - 1;
-            if (TrySpecialise(ref op, last, out bool setsEip))
+            if (last && _region.MayChain[_member] && TryEmitChainedBranch(ref op))
             {
                 specialised++;
-                endSet = last && setsEip;
+            }
+            else if (TrySpecialise(ref op, last, out bool setsEip))
+            {
+                specialised++;
                 if (last)
                 {
-                    EmitNormalEnd(syncInstructions: true, setEip: !endSet);
+                    EmitNormalEnd(syncInstructions: true, setEip: !setsEip);
                 }
             }
             else
@@ -102,19 +148,21 @@ internal sealed unsafe partial class BlockEmitter
             }
         }
 
-        EmitExits();
         return specialised;
     }
 
     private int CurrentOpIndex => _index;
 
+    /// <summary>EIP delta of the current block from the head (members lie on the head's page, so linear and physical deltas agree).</summary>
+    private int BlockDelta => (int)(_block.Physical - _region.Head.Physical);
+
     /// <summary>cpu.StartEip, cpu.Eip and cpu.Instructions as the interpreter has them while op <see cref="_index"/> runs.</summary>
     private void EmitSync()
     {
-        _il.Emit(OpCodes.Ldarg_0);
+        EmitCpu();
         EmitEipAt(_offsets[_index]);
         _il.Emit(OpCodes.Stfld, CpuMembers.StartEip);
-        _il.Emit(OpCodes.Ldarg_0);
+        EmitCpu();
         EmitEipAt(_offsets[_index + 1]);
         _il.Emit(OpCodes.Stfld, CpuMembers.Eip);
         EmitSetInstructions(_index + 1);
@@ -122,38 +170,45 @@ internal sealed unsafe partial class BlockEmitter
 
     private void EmitSetInstructions(int retired)
     {
-        _il.Emit(OpCodes.Ldarg_0);
+        EmitCpu();
         _il.Emit(OpCodes.Ldloc, _entryInstructions);
         _il.Emit(OpCodes.Ldc_I8, (long)retired);
         _il.Emit(OpCodes.Add);
         _il.Emit(OpCodes.Call, CpuMembers.SetInstructions);
     }
 
-    /// <summary>Pushes (entry EIP + offset) wrapped to the code size.</summary>
+    /// <summary>Pushes (entry EIP + the current block's delta + offset) wrapped to the code size.</summary>
     private void EmitEipAt(int offset)
     {
         _il.Emit(OpCodes.Ldloc, _entryEip);
-        if (offset != 0)
+        int delta = BlockDelta + offset;
+        if (delta != 0)
         {
-            _il.Emit(OpCodes.Ldc_I4, offset);
+            _il.Emit(OpCodes.Ldc_I4, delta);
             _il.Emit(OpCodes.Add);
         }
 
-        if (_ipMask != 0xFFFFFFFF)
+        if (!_block.Code32)
         {
-            _il.Emit(OpCodes.Ldc_I4, (int)_ipMask);
+            _il.Emit(OpCodes.Ldc_I4, 0xFFFF);
             _il.Emit(OpCodes.And);
         }
     }
+
+    private void EmitCpu() => _il.Emit(OpCodes.Ldarg_1);
+
+    private void EmitOps() => _il.Emit(OpCodes.Ldarg_0);
+
+    private void EmitEnd() => _il.Emit(OpCodes.Ldarg_2);
 
     /// <summary>An op the translator has no IL for: the interpreter's handler, called directly, exactly as RunBlock calls it.</summary>
     private void EmitCallThrough(ref MicroOp op)
     {
         FlushRegisters(forget: true);
         EmitSync();
-        _il.Emit(OpCodes.Ldarg_0);
-        _il.Emit(OpCodes.Ldarg_1);
-        _il.Emit(OpCodes.Ldc_I4, _index);
+        EmitCpu();
+        EmitOps();
+        _il.Emit(OpCodes.Ldc_I4, _region.FirstOp[_member] + _index);
         _il.Emit(OpCodes.Ldelema, typeof(MicroOp));
         if (HandlerTable.Find(op.Handler) is MethodInfo handler)
         {
@@ -167,18 +222,29 @@ internal sealed unsafe partial class BlockEmitter
         }
 
         // A REP string op retires its further iterations itself: rebase the count on what it left.
-        _il.Emit(OpCodes.Ldarg_0);
+        EmitCpu();
         _il.Emit(OpCodes.Call, CpuMembers.GetInstructions);
         _il.Emit(OpCodes.Ldc_I8, (long)(_index + 1));
         _il.Emit(OpCodes.Sub);
         _il.Emit(OpCodes.Stloc, _entryInstructions);
         EmitExitIfEndBlock();
+        if (RetiresMore(ref op) && _index < _block.Count - 1)
+        {
+            // The interpreter stops at the budget after any op; only these can cross it inside a block.
+            EmitCpu();
+            _il.Emit(OpCodes.Call, CpuMembers.GetInstructions);
+            EmitEnd();
+            _il.Emit(OpCodes.Bge, ExitLabel());
+        }
     }
+
+    /// <summary>String ops with a REP prefix retire one instruction per iteration.</summary>
+    private static bool RetiresMore(ref MicroOp op) => op.Repeat != 0;
 
     /// <summary>if (cpu.EndBlock) leave, with the registers as they are now.</summary>
     private void EmitExitIfEndBlock()
     {
-        _il.Emit(OpCodes.Ldarg_0);
+        EmitCpu();
         _il.Emit(OpCodes.Ldfld, CpuMembers.EndBlock);
         _il.Emit(OpCodes.Brtrue, ExitLabel());
     }
@@ -186,7 +252,7 @@ internal sealed unsafe partial class BlockEmitter
     /// <summary>if (cpu.FaultPending) leave (the op did not complete: its register writes have not happened yet).</summary>
     private void EmitExitIfFault()
     {
-        _il.Emit(OpCodes.Ldarg_0);
+        EmitCpu();
         _il.Emit(OpCodes.Call, CpuMembers.GetFaultPending);
         _il.Emit(OpCodes.Brtrue, ExitLabel());
     }
@@ -213,7 +279,7 @@ internal sealed unsafe partial class BlockEmitter
         FlushRegisters(forget: false);
         if (syncInstructions)
         {
-            _il.Emit(OpCodes.Ldarg_0);
+            EmitCpu();
             EmitEipAt(_offsets[_block.Count - 1]);
             _il.Emit(OpCodes.Stfld, CpuMembers.StartEip);
             EmitSetInstructions(_block.Count);
@@ -221,7 +287,7 @@ internal sealed unsafe partial class BlockEmitter
 
         if (setEip)
         {
-            _il.Emit(OpCodes.Ldarg_0);
+            EmitCpu();
             EmitEipAt(_offsets[_block.Count]);
             _il.Emit(OpCodes.Stfld, CpuMembers.Eip);
         }
@@ -236,13 +302,13 @@ internal sealed unsafe partial class BlockEmitter
         {
             _il.MarkLabel(label);
             FlushMask(dirty);
-            _il.Emit(OpCodes.Ldarg_0);
+            EmitCpu();
             _il.Emit(OpCodes.Call, CpuMembers.LeaveTranslatedBlock);
             _il.Emit(OpCodes.Ldc_I4_1);
             _il.Emit(OpCodes.Ret);
         }
 
-        if (_stackGuard is { } guard)
+        if (_guardFailed is { } guard)
         {
             _il.MarkLabel(guard);
             _il.Emit(OpCodes.Ldc_I4_0);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Reflection.Emit;
 using ImgTool.Machine.Cpu.Decode;
@@ -5,30 +6,41 @@ using ImgTool.Machine.Cpu.Decode;
 namespace ImgTool.Machine.Cpu.Jit;
 
 /// <summary>
-/// Turns a hot <see cref="CodeBlock"/> into a <see cref="DynamicMethod"/> that RyuJIT compiles to native code.
-/// The method belongs to the block: when the block's bytes are written the block is dropped and the method with
-/// it (dynamic methods are collectible). Owned by one CPU; not thread-safe.
+/// Turns a hot block's <see cref="Region"/> into a <see cref="DynamicMethod"/> compiled by RyuJIT. The method
+/// belongs to the head block: when the page's code is written, its blocks are dropped and the method with them
+/// (dynamic methods are collectible). Translate may run on the translation worker's thread: it reads only the
+/// region (ops copied when it was built) and writes only its result and the statistics (atomically).
 /// </summary>
 [RequiresDynamicCode("Emits IL at run time.")]
-internal sealed class BlockTranslator(int hotThreshold)
+internal sealed class BlockTranslator(int hotThreshold, bool background)
 {
-    private static readonly Type[] Parameters = [typeof(X86Cpu), typeof(MicroOp[])];
+    private static readonly Type[] Parameters = [typeof(MicroOp[]), typeof(X86Cpu), typeof(long)];
 
     public int HotThreshold { get; } = hotThreshold;
 
+    /// <summary>Whether regions are compiled on the shared worker thread (else at once, on the CPU's thread).</summary>
+    public bool Background { get; } = background;
+
     public JitStatistics Statistics { get; } = new();
 
-    /// <summary>Translates the block; stack32 is the SS size now, which translated PUSH/POP assume.</summary>
-    public TranslatedCode? Translate(CodeBlock block, bool stack32)
+    /// <summary>Translates and compiles the region; stack32 is the SS size when it was built, which translated PUSH/POP assume.</summary>
+    public TranslatedCode Translate(Region region, bool stack32)
     {
+        long start = Stopwatch.GetTimestamp();
+
         // Owned by X86Cpu's module with visibility checks skipped: the IL calls internal handlers and CPU members.
-        var method = new DynamicMethod($"block_{block.Physical:X8}", typeof(bool), Parameters, typeof(X86Cpu).Module, skipVisibility: true);
-        var emitter = new BlockEmitter(method.GetILGenerator(), block) { Stack32 = stack32 };
-        int specialised = emitter.EmitBlock();
-        var code = method.CreateDelegate<TranslatedCode>();
-        Statistics.BlocksTranslated++;
-        Statistics.OpsTranslated += block.Count;
-        Statistics.OpsSpecialised += specialised;
+        var method = new DynamicMethod($"block_{region.Head.Physical:X8}", typeof(bool), Parameters, typeof(X86Cpu).Module, skipVisibility: true);
+        var emitter = new BlockEmitter(method.GetILGenerator(), region) { Stack32 = stack32 };
+        int specialised = emitter.EmitRegion();
+        var code = method.CreateDelegate<TranslatedCode>(region.Ops);
+
+        // RyuJIT compiles on the first call: make it now (a null CPU returns at once), here rather than in the run loop.
+        code(null!, 0);
+        Interlocked.Add(ref Statistics.CompileTicks, Stopwatch.GetTimestamp() - start);
+        Interlocked.Increment(ref Statistics.BlocksTranslated);
+        Interlocked.Add(ref Statistics.RegionBlocks, region.Blocks.Length);
+        Interlocked.Add(ref Statistics.OpsTranslated, region.OpCount);
+        Interlocked.Add(ref Statistics.OpsSpecialised, specialised);
         return code;
     }
 }

@@ -15,6 +15,7 @@ internal static class CpuMembers
     public static readonly MethodInfo SetInstructions = typeof(X86Cpu).GetProperty(nameof(X86Cpu.Instructions))!.SetMethod!;
     public static readonly MethodInfo GetFaultPending = typeof(X86Cpu).GetProperty(nameof(X86Cpu.FaultPending), Instance)!.GetMethod!;
     public static readonly MethodInfo GetStack32 = typeof(X86Cpu).GetProperty(nameof(X86Cpu.Stack32), Instance)!.GetMethod!;
+    public static readonly MethodInfo GetCodeLimitFlat = typeof(X86Cpu).GetProperty(nameof(X86Cpu.CodeLimitFlat), Instance)!.GetMethod!;
     public static readonly MethodInfo LeaveTranslatedBlock = Method(nameof(X86Cpu.LeaveTranslatedBlock));
     public static readonly MethodInfo SetLazy = Method(nameof(X86Cpu.SetLazy));
     public static readonly MethodInfo SetLazyIncDec = Method(nameof(X86Cpu.SetLazyIncDec));

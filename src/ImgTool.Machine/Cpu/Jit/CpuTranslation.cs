@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using ImgTool.Machine.Cpu.Decode;
@@ -38,11 +37,14 @@ internal sealed partial class X86Cpu
             return null;
         }
 
-        return NewTranslator(jit.HotThreshold);
+        return NewTranslator(jit);
     }
 
     [UnconditionalSuppressMessage("AOT", "IL3050", Justification = "Only reached when RuntimeFeature.IsDynamicCodeSupported is true.")]
-    private static BlockTranslator NewTranslator(int hotThreshold) => new(hotThreshold);
+    private static BlockTranslator NewTranslator(JitSettings jit) => new(jit.HotThreshold, jit.Background);
+
+    /// <summary>True when CS spans the whole address space (regions with several blocks assume it).</summary>
+    internal bool CodeLimitFlat => S[CS].Limit == 0xFFFFFFFF;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool RunTranslated(CodeBlock block, long end)
@@ -69,7 +71,7 @@ internal sealed partial class X86Cpu
 
         EndBlock = false;
         long before = Instructions;
-        if (!code(this, block.Ops))
+        if (!code(this, end))
         {
             return false;
         }
@@ -79,14 +81,27 @@ internal sealed partial class X86Cpu
         return true;
     }
 
+    /// <summary>
+    /// The block is hot: its region (built here, on the CPU's thread, which owns the block cache) is compiled on the
+    /// worker, or at once when translation is not in the background. Null until the translation exists.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     [UnconditionalSuppressMessage("AOT", "IL3050", Justification = "The translator exists only when RuntimeFeature.IsDynamicCodeSupported is true.")]
     private TranslatedCode? Translate(CodeBlock block)
     {
-        long start = Stopwatch.GetTimestamp();
-        block.Translated = _translator!.Translate(block, Stack32);
-        _translator.Statistics.CompileTicks += Stopwatch.GetTimestamp() - start;
-        return block.Translated;
+        var region = Region.Build(block, _code.FindDecoded);
+        if (!_translator!.Background)
+        {
+            block.Translated = _translator.Translate(region, Stack32);
+            return block.Translated;
+        }
+
+        if (!TranslationWorker.TryQueue(_translator, region, Stack32))
+        {
+            block.Heat = 0; // asked again once it is as hot again
+        }
+
+        return null;
     }
 
     /// <summary>The exit of translated code after EndBlock: as RunBlock does, clear it and deliver a pending fault.</summary>

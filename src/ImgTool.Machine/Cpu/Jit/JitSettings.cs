@@ -14,7 +14,12 @@ namespace ImgTool.Machine.Cpu.Jit;
 /// its translation (2-4x faster per instruction) has paid for itself; measured on the Linux boot, 200 to 2000
 /// differ little and much lower thresholds spend their time compiling firmware code that runs a handful of times.
 /// </param>
-internal sealed record JitSettings(bool Enabled, int HotThreshold = JitSettings.DefaultHotThreshold)
+/// <param name="Background">
+/// Compile on the translation worker's thread (<see cref="TranslationWorker"/>) while the block keeps running
+/// interpreted; else at once, on the CPU's thread, so that a block runs translated from its hot execution on (the
+/// vector tests translate every block on its first run). Boots compile in the background.
+/// </param>
+internal sealed record JitSettings(bool Enabled, int HotThreshold = JitSettings.DefaultHotThreshold, bool Background = false)
 {
     public const int DefaultHotThreshold = 500;
 
@@ -26,7 +31,7 @@ internal sealed record JitSettings(bool Enabled, int HotThreshold = JitSettings.
 
     /// <summary>Translation on, unless IMGTOOL_JIT=0 or the runtime cannot compile code.</summary>
     public static JitSettings FromEnvironment() =>
-        new(Environment.GetEnvironmentVariable(EnvironmentVariable) != "0");
+        new(Environment.GetEnvironmentVariable(EnvironmentVariable) != "0", Background: true);
 
     /// <summary>True when this process can translate (CoreCLR with its JIT; false under NativeAOT).</summary>
     public static bool Supported => RuntimeFeature.IsDynamicCodeSupported;

@@ -131,6 +131,13 @@ public static class Lockstep
             }
 
             var state = CpuState.Of(cpu);
+
+            // A translated region runs several blocks before the loop sees it again: compare where both stopped.
+            while (Next < recorder.States.Count && recorder.States[Next].Instructions < state.Instructions)
+            {
+                Next++;
+            }
+
             if (Next >= recorder.States.Count)
             {
                 Divergence = $"the translating machine ran on past the interpreter's last block: {state}";

@@ -1,27 +1,31 @@
-using ImgTool.Machine.Cpu.Decode;
-
 namespace ImgTool.Machine.Cpu.Jit;
 
 /// <summary>
-/// A block's translation: runs all of the block's ops from CS:EIP, retiring them exactly as the interpreter's
-/// RunBlock would (the caller enters it only with budget left for every op, so no budget check is needed inside),
-/// and leaves through the same exits: a pending fault delivered, EndBlock cleared.
+/// A region's translation (bound to the region's ops): runs from its head block at CS:EIP, retiring instructions
+/// exactly as the interpreter's RunBlock would, block after block while control stays in the region and the budget
+/// holds the next whole block (the caller enters only with budget for the head), and leaves through the same exits:
+/// a pending fault delivered, EndBlock cleared, EIP at the next block.
 /// </summary>
-/// <param name="cpu">The CPU whose state the block changes.</param>
-/// <param name="ops">The block's ops (call-through handlers take their operands from them).</param>
-/// <returns>False, with nothing changed, when an assumption the translation made (the stack size) does not hold: the interpreter runs the block.</returns>
-internal delegate bool TranslatedCode(X86Cpu cpu, MicroOp[] ops);
+/// <param name="cpu">The CPU whose state the code changes; null only compiles the method.</param>
+/// <param name="end">The instruction count at which the run loop's budget ends.</param>
+/// <returns>False, with nothing changed, when an assumption the translation made (the stack size, a flat CS) does not hold: the interpreter runs the block.</returns>
+internal delegate bool TranslatedCode(X86Cpu cpu, long end);
 
 /// <summary>What the translator has done, for the boot report and the measurements.</summary>
 internal sealed class JitStatistics
 {
+    /// <summary>Regions translated (a hot block and the blocks it jumps to on its page).</summary>
     public long BlocksTranslated;
+
+    /// <summary>Blocks inside those regions, their heads included.</summary>
+    public long RegionBlocks;
+
     public long OpsTranslated;
 
     /// <summary>Ops emitted as specialised IL rather than as a call to their handler.</summary>
     public long OpsSpecialised;
 
-    /// <summary>Stopwatch ticks spent emitting IL and compiling it (the first call runs RyuJIT).</summary>
+    /// <summary>Stopwatch ticks spent emitting IL and compiling it with RyuJIT (on the translation worker's thread when it runs in the background).</summary>
     public long CompileTicks;
 
     /// <summary>Instructions retired inside translated blocks.</summary>

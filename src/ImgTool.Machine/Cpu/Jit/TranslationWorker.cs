@@ -1,0 +1,59 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
+using ImgTool.Machine.Cpu.Decode;
+
+namespace ImgTool.Machine.Cpu.Jit;
+
+/// <summary>
+/// Compiles hot regions off the run loop's thread: emitting IL and RyuJIT's compilation cost about 1 ms a region,
+/// some 10 % of a Linux boot if paid inline, while the machine has a second core. The run loop interprets the
+/// head until its translation is published (<see cref="CodeBlock.Translated"/>); both paths give the same state
+/// and the same instruction count, so when it lands changes only the speed. One thread serves every CPU of the
+/// process (lives as long as it; idle, it waits on the queue).
+/// </summary>
+[RequiresDynamicCode("Emits IL at run time.")]
+internal static class TranslationWorker
+{
+    /// <summary>Requests beyond this many waiting are refused (the block stays interpreted and may ask again).</summary>
+    private const int MaxQueued = 512;
+
+    private static readonly BlockingCollection<Request> Queue = new(new ConcurrentQueue<Request>());
+    private static readonly Lazy<Thread> Worker = new(Start);
+
+    /// <summary>Queues the region for translation; false when the queue is full.</summary>
+    public static bool TryQueue(BlockTranslator translator, Region region, bool stack32)
+    {
+        _ = Worker.Value;
+        if (Queue.Count >= MaxQueued)
+        {
+            return false;
+        }
+
+        Queue.Add(new Request(translator, region, stack32));
+        return true;
+    }
+
+    private static Thread Start()
+    {
+        var thread = new Thread(Run) { IsBackground = true, Name = "imgtool translator" };
+        thread.Start();
+        return thread;
+    }
+
+    private static void Run()
+    {
+        foreach (var request in Queue.GetConsumingEnumerable())
+        {
+            var head = request.Region.Head;
+            if (!head.Valid)
+            {
+                continue; // its page's code was written meanwhile
+            }
+
+            var code = request.Translator.Translate(request.Region, request.Stack32);
+            Volatile.Write(ref head.Translated, code);
+        }
+    }
+
+    private sealed record Request(BlockTranslator Translator, Region Region, bool Stack32);
+}
