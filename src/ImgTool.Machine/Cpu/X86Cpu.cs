@@ -156,9 +156,13 @@ internal sealed unsafe partial class X86Cpu
         UpdateCpl();
         while (Instructions < end)
         {
+            // After MOV SS, POP SS or STI the next block runs without an interrupt check before it; a translated
+            // region would also skip the checks between its blocks, so that one block is interpreted.
+            bool shadowed = false;
             if (InterruptShadow)
             {
                 InterruptShadow = false;
+                shadowed = true;
             }
             else if ((_eflags & Flags.IF) != 0 && Interrupts is { Pending: true } line)
             {
@@ -188,7 +192,7 @@ internal sealed unsafe partial class X86Cpu
 
             if (Trace is null || (DebugTraceUser && !_userSeen))
             {
-                RunBlock(end);
+                RunBlock(end, shadowed);
             }
             else
             {
@@ -207,7 +211,7 @@ internal sealed unsafe partial class X86Cpu
     }
 
     /// <summary>Executes the decoded block at CS:EIP (or one instruction where a block cannot be used).</summary>
-    private void RunBlock(long end)
+    private void RunBlock(long end, bool shadowed)
     {
         // A fetch fault restarts at the instruction being fetched.
         StartEip = Eip;
@@ -225,7 +229,7 @@ internal sealed unsafe partial class X86Cpu
         }
 
         LastBlockTranslated = false;
-        if (_translator is not null && RunTranslated(block, end))
+        if (_translator is not null && !shadowed && RunTranslated(block, end))
         {
             return;
         }

@@ -16,7 +16,7 @@ internal sealed class BlockCache
     internal const DecoderOptions Options = DecoderOptions.NoMPFX_0FBC | DecoderOptions.NoMPFX_0FBD;
 
     public const int MaxOpsPerBlock = 64;
-    private const int TableBits = 14;
+    private const int TableBits = 16;
     private const int PageBytes = (int)PhysicalMemory.PageSizeBytes;
     private const int MaxInstructionBytes = 15;
 

@@ -74,13 +74,18 @@ internal static class MulDivOps
     private static void MultiplyTruncated(X86Cpu c, ref MicroOp op, uint source)
     {
         int size = op.Size;
-        long a = X86Cpu.SignExtend(source, size);
-        long b = X86Cpu.SignExtend(op.Kind != 0 ? op.Immediate : c.ReadRegister(op.Destination, size), size);
-        long product = a * b;
+        uint result = TruncatedProduct(c, source, op.Kind != 0 ? op.Immediate : c.ReadRegister(op.Destination, size), size);
+        c.WriteRegister(op.Destination, size, result);
+    }
+
+    /// <summary>The product truncated to the operand size, with the flags IMUL sets (translated code calls it with registers in locals).</summary>
+    internal static uint TruncatedProduct(X86Cpu c, uint source, uint other, int size)
+    {
+        long product = (long)X86Cpu.SignExtend(source, size) * X86Cpu.SignExtend(other, size);
         uint result = (uint)product & X86Cpu.SizeMask(size);
         bool overflow = product != X86Cpu.SignExtend(result, size);
-        c.WriteRegister(op.Destination, size, result);
         c.SetResultFlags(result, size, overflow ? Flags.CF | Flags.OF : 0);
+        return result;
     }
 
     public static void DivideR(X86Cpu c, ref MicroOp op) => Divide(c, op.Kind != 0, c.ReadRegister(op.Destination, op.Size), op.Size);

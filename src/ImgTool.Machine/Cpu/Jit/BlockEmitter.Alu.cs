@@ -11,7 +11,17 @@ internal sealed partial class BlockEmitter
 {
     private const int AluAdd = 0, AluOr = 1, AluAnd = 4, AluSub = 5, AluXor = 6, AluCmp = 7;
 
-    private bool TryEmitAlu(ref MicroOp op, bool immediate)
+    /// <summary>Where an ALU op's second operand comes from.</summary>
+    private enum AluSource
+    {
+        Register,
+        Immediate,
+
+        /// <summary>A local the caller filled (the value read from memory).</summary>
+        Local,
+    }
+
+    private bool TryEmitAlu(ref MicroOp op, AluSource source, LocalBuilder? local = null)
     {
         (OpCode? operation, FlagOp flags) = op.Kind switch
         {
@@ -33,13 +43,17 @@ internal sealed partial class BlockEmitter
         var result = Temp();
         EmitLoad(op.Destination, size);
         _il.Emit(OpCodes.Stloc, a);
-        if (immediate)
+        switch (source)
         {
-            _il.Emit(OpCodes.Ldc_I4, unchecked((int)op.Immediate));
-        }
-        else
-        {
-            EmitLoad(op.Source, size);
+            case AluSource.Immediate:
+                _il.Emit(OpCodes.Ldc_I4, unchecked((int)op.Immediate));
+                break;
+            case AluSource.Local:
+                _il.Emit(OpCodes.Ldloc, local!);
+                break;
+            default:
+                EmitLoad(op.Source, size);
+                break;
         }
 
         _il.Emit(OpCodes.Stloc, b);

@@ -5,7 +5,7 @@ namespace ImgTool.Machine.Cpu.Jit;
 
 /// <summary>
 /// Which ops get specialised IL: the handlers that dominate a Linux boot's profile (moves, ALU on registers,
-/// LEA, loads and stores, PUSH/POP, Jcc/JMP). The IL reproduces the handler exactly; any other op, or an
+/// LEA, loads and stores, PUSH/POP, Jcc/JMP; and those of BlockEmitter.Compute.cs). The IL reproduces the handler exactly; any other op, or an
 /// unusual form of these, is called through.
 /// </summary>
 internal sealed unsafe partial class BlockEmitter
@@ -53,9 +53,9 @@ internal sealed unsafe partial class BlockEmitter
             return true;
         }
 
-        if (h == KnownHandlers.AluRR || h == KnownHandlers.AluRI)
+        if ((h == KnownHandlers.AluRR || h == KnownHandlers.AluRI) && TryEmitAlu(ref op, h == KnownHandlers.AluRI ? AluSource.Immediate : AluSource.Register))
         {
-            return TryEmitAlu(ref op, immediate: h == KnownHandlers.AluRI);
+            return true;
         }
 
         if (h == KnownHandlers.TestRR || h == KnownHandlers.TestRI)
@@ -109,7 +109,7 @@ internal sealed unsafe partial class BlockEmitter
             return true;
         }
 
-        return false;
+        return TrySpecialiseComputed(ref op);
     }
 
     /// <summary>

@@ -27,6 +27,7 @@ internal sealed class BlockTranslator(int hotThreshold, bool background)
     public TranslatedCode Translate(Region region, bool stack32)
     {
         long start = Stopwatch.GetTimestamp();
+        long cpuStart = ThreadCpuClock.Nanoseconds();
 
         // Owned by X86Cpu's module with visibility checks skipped: the IL calls internal handlers and CPU members.
         var method = new DynamicMethod($"block_{region.Head.Physical:X8}", typeof(bool), Parameters, typeof(X86Cpu).Module, skipVisibility: true);
@@ -37,6 +38,7 @@ internal sealed class BlockTranslator(int hotThreshold, bool background)
         // RyuJIT compiles on the first call: make it now (a null CPU returns at once), here rather than in the run loop.
         code(null!, 0);
         Interlocked.Add(ref Statistics.CompileTicks, Stopwatch.GetTimestamp() - start);
+        Interlocked.Add(ref Statistics.CompileCpuNanoseconds, ThreadCpuClock.Nanoseconds() - cpuStart);
         Interlocked.Increment(ref Statistics.BlocksTranslated);
         Interlocked.Add(ref Statistics.RegionBlocks, region.Blocks.Length);
         Interlocked.Add(ref Statistics.OpsTranslated, region.OpCount);

@@ -22,8 +22,8 @@ internal static class CpuMembers
     public static readonly MethodInfo Condition = Method(nameof(X86Cpu.Condition));
     public static readonly MethodInfo TryReadFast = Method(nameof(X86Cpu.TryReadFast));
     public static readonly MethodInfo TryWriteFast = Method(nameof(X86Cpu.TryWriteFast));
-    public static readonly MethodInfo Read = Method(nameof(X86Cpu.Read));
-    public static readonly MethodInfo Write = Method(nameof(X86Cpu.Write));
+    public static readonly MethodInfo Read = Method(nameof(X86Cpu.ReadMiss));
+    public static readonly MethodInfo Write = Method(nameof(X86Cpu.WriteMiss));
 
     private static FieldInfo Field(string name) => typeof(X86Cpu).GetField(name, Instance) ?? throw new MissingFieldException(nameof(X86Cpu), name);
 

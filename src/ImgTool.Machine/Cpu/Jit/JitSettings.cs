@@ -31,7 +31,8 @@ internal sealed record JitSettings(bool Enabled, int HotThreshold = JitSettings.
 
     /// <summary>Translation on, unless IMGTOOL_JIT=0 or the runtime cannot compile code.</summary>
     public static JitSettings FromEnvironment() =>
-        new(Environment.GetEnvironmentVariable(EnvironmentVariable) != "0", Background: true);
+        new(Environment.GetEnvironmentVariable(EnvironmentVariable) != "0",
+            int.TryParse(Environment.GetEnvironmentVariable("IMGTOOL_JIT_THRESHOLD"), out int t) ? t : DefaultHotThreshold, Background: true);
 
     /// <summary>True when this process can translate (CoreCLR with its JIT; false under NativeAOT).</summary>
     public static bool Supported => RuntimeFeature.IsDynamicCodeSupported;

@@ -22,5 +22,14 @@ internal static unsafe class KnownHandlers
     public static readonly nint PushR = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&StackOps.PushR;
     public static readonly nint PopR = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&StackOps.PopR;
     public static readonly nint Jcc = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&ControlOps.Jcc;
+    public static readonly nint AluRM = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&AluOps.RM;
+    public static readonly nint AluMR = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&AluOps.MR;
+    public static readonly nint AluMI = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&AluOps.MI;
+    public static readonly nint TestMR = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&AluOps.TestMR;
+    public static readonly nint TestMI = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&AluOps.TestMI;
+    public static readonly nint ShiftR = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&ShiftOps.ShiftR;
+    public static readonly nint MultiplyTruncatedR = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&MulDivOps.MultiplyTruncatedR;
+    public static readonly nint SetccR = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&MoveOps.SetccR;
+    public static readonly nint CmovRR = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&MoveOps.CmovRR;
     public static readonly nint JmpRel = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&ControlOps.JmpRel;
 }

@@ -14,8 +14,8 @@ namespace ImgTool.Machine.Cpu.Jit;
 internal sealed class Region
 {
     /// <summary>Bounds on one method: RyuJIT's time grows faster than linearly with the IL's size.</summary>
-    public const int MaxBlocks = 24;
-    public const int MaxOps = 320;
+    public const int MaxBlocks = 8;
+    public const int MaxOps = 128;
 
     private Region(CodeBlock[] blocks, MicroOp[] ops, int[] firstOp, bool[] mayChain)
     {

@@ -28,6 +28,11 @@ internal sealed class JitStatistics
     /// <summary>Stopwatch ticks spent emitting IL and compiling it with RyuJIT (on the translation worker's thread when it runs in the background).</summary>
     public long CompileTicks;
 
+    /// <summary>CPU time of the translating thread spent on it (wall time above includes waiting for a core).</summary>
+    public long CompileCpuNanoseconds;
+
+    public double CompileCpuSeconds => CompileCpuNanoseconds / 1e9;
+
     /// <summary>Instructions retired inside translated blocks.</summary>
     public long InstructionsTranslated;
 

@@ -194,6 +194,17 @@ internal sealed unsafe partial class X86Cpu
     }
 
     /// <summary>
+    /// The checked read translated code calls after its inline TLB hit failed. Not inlined: at every access site it
+    /// would only repeat the fast path and lengthen RyuJIT's compile of the region.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal uint ReadMiss(int segment, uint offset, int sizeBytes) => Read(segment, offset, sizeBytes);
+
+    /// <summary>The checked write after a missed inline TLB hit (not inlined, as <see cref="ReadMiss"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal void WriteMiss(int segment, uint offset, int sizeBytes, uint value) => Write(segment, offset, sizeBytes, value);
+
+    /// <summary>
     /// The TLB hit of a read and nothing else: false when the access needs the checked path (segment limit or type,
     /// TLB miss, page straddle), which the caller then takes. Translated code inlines this and calls
     /// <see cref="Read"/> only on a miss, after making the CPU state exact for a fault.
