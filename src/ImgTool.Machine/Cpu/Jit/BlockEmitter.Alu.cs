@@ -64,6 +64,7 @@ internal sealed partial class BlockEmitter
         if (_flagsLive[_index])
         {
             EmitSetLazy(flags, a, b, result, size);
+            NoteFoldable(flags, a, b, result, size);
         }
 
         if (op.Kind != AluCmp)
@@ -104,6 +105,7 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.And);
         _il.Emit(OpCodes.Stloc, result);
         EmitSetLazy(FlagOp.Logic, zero, zero, result, size);
+        NoteFoldable(FlagOp.Logic, zero, zero, result, size);
         ReleaseTemp(result);
         ReleaseTemp(zero);
     }

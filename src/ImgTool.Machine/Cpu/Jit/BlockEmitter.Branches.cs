@@ -15,9 +15,7 @@ internal sealed partial class BlockEmitter
         if (conditional)
         {
             var taken = _il.DefineLabel();
-            EmitCpu();
-            _il.Emit(OpCodes.Ldc_I4, (int)op.Kind);
-            _il.Emit(OpCodes.Call, CpuMembers.Condition);
+            EmitCondition(op.Kind);
             _il.Emit(OpCodes.Brtrue, taken);
             EmitCpu();
             EmitEipAt(end);

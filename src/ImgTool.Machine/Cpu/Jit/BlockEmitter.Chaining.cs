@@ -26,9 +26,7 @@ internal sealed partial class BlockEmitter
         }
 
         var taken = _il.DefineLabel();
-        EmitCpu();
-        _il.Emit(OpCodes.Ldc_I4, (int)op.Kind);
-        _il.Emit(OpCodes.Call, CpuMembers.Condition);
+        EmitCondition(op.Kind);
         _il.Emit(OpCodes.Brtrue, taken);
         (int loaded, int dirty) = (_loaded, _dirty);
         EmitEdge(targets[1]);

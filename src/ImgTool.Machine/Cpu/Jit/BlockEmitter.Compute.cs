@@ -111,19 +111,18 @@ internal sealed unsafe partial class BlockEmitter
 
         if (h == KnownHandlers.CmovRR && op.Size is 2 or 4)
         {
-            // Both registers are loaded before the branch, so the register cache agrees on both paths.
+            // Both registers are loaded before the branch, so the register cache agrees on both paths; the
+            // condition comes before any temp is taken (a folded one reads the previous op's temps).
             var skip = _il.DefineLabel();
             EmitLoad(op.Source, op.Size);
+            _il.Emit(OpCodes.Pop);
             EmitLoad(op.Destination, op.Size);
             _il.Emit(OpCodes.Pop);
-            var value = Temp();
-            _il.Emit(OpCodes.Stloc, value);
             EmitCondition(op.Kind);
             _il.Emit(OpCodes.Brfalse, skip);
-            _il.Emit(OpCodes.Ldloc, value);
+            EmitLoad(op.Source, op.Size);
             EmitStore(op.Destination, op.Size);
             _il.MarkLabel(skip);
-            ReleaseTemp(value);
             return true;
         }
 
@@ -244,11 +243,4 @@ internal sealed unsafe partial class BlockEmitter
         return value;
     }
 
-    /// <summary>Pushes 1 if the condition holds, else 0 (X86Cpu.Condition on the lazy flags).</summary>
-    private void EmitCondition(int kind)
-    {
-        EmitCpu();
-        _il.Emit(OpCodes.Ldc_I4, kind);
-        _il.Emit(OpCodes.Call, CpuMembers.Condition);
-    }
 }

@@ -117,6 +117,7 @@ internal sealed unsafe partial class BlockEmitter
 
         _flagsLive = FlagLiveness.Analyse(_block.Ops.AsSpan(0, _block.Count));
         _il.MarkLabel(_blockLabels[_member]);
+        _foldable = null;
         _loaded = _regionRegisters;
         _dirty = _regionRegisters;
 

@@ -1,0 +1,204 @@
+using ImgTool.Machine.Bus;
+using ImgTool.Machine.Cpu;
+using ImgTool.Machine.Cpu.Jit;
+using ImgTool.Machine.Memory;
+
+namespace ImgTool.Machine.Tests.Cpu.Jit;
+
+/// <summary>
+/// Regions: a 32-bit loop of three blocks (its head, a conditional side block, the join) on one page runs as one
+/// translated method, and retires exactly what the interpreter retires whatever the budget of each Run call, so
+/// the jumps between members stop at the budget as the run loop does. The loop body uses the ops translated with
+/// the interpreter's helpers (ADC, ROL by CL, SHR, IMUL, CMP/SUB/SBB against memory, SETcc, CMOVcc).
+/// </summary>
+public sealed class RegionTests
+{
+    private const uint Code = 0x10000;
+    private const uint Data = 0x20000;
+    private const int Iterations = 20_000;
+
+    [Theory]
+    [InlineData(1_000_000)]
+    [InlineData(777)]
+    [InlineData(13)]
+    public void A_loop_of_three_blocks_runs_as_one_region_with_the_interpreters_counts(int budget)
+    {
+        var interpreted = new FlatCpu(JitSettings.Off);
+        var translated = new FlatCpu(new JitSettings(true, HotThreshold: 20));
+        List<long> a = interpreted.RunToHalt(budget);
+        List<long> b = translated.RunToHalt(budget);
+
+        Assert.Equal(a, b);
+        Assert.Equal(interpreted.Cpu.R, translated.Cpu.R);
+        Assert.Equal(interpreted.Cpu.Eflags, translated.Cpu.Eflags);
+        Assert.Equal(interpreted.Cpu.Eip, translated.Cpu.Eip);
+        Assert.Equal(interpreted.Memory.Read32(Data), translated.Memory.Read32(Data));
+
+        var statistics = translated.Cpu.JitStatistics!;
+        Assert.True(statistics.RegionBlocks > statistics.BlocksTranslated, $"{statistics.RegionBlocks} blocks in {statistics.BlocksTranslated} regions: none holds more than its head");
+        if (budget > 100)
+        {
+            Assert.True(statistics.InstructionsTranslated > translated.Cpu.Instructions * 9 / 10,
+                $"{statistics.InstructionsTranslated} of {translated.Cpu.Instructions} instructions translated");
+        }
+    }
+
+    /// <summary>
+    /// Folded conditions: CMP, SUB, TEST and AND followed at once by each of the 16 Jcc (and SETcc) give, on edge and
+    /// random operand pairs, the interpreter's answer; the folding reads the compare's locals instead of the flags.
+    /// </summary>
+    [Theory]
+    [InlineData(0x39, false)] // cmp eax, ebx
+    [InlineData(0x29, false)] // sub eax, ebx
+    [InlineData(0x85, false)] // test eax, ebx
+    [InlineData(0x21, false)] // and eax, ebx
+    [InlineData(0x39, true)]
+    [InlineData(0x29, true)]
+    [InlineData(0x85, true)]
+    [InlineData(0x21, true)]
+    public void Conditions_folded_into_the_compare_before_them_agree_with_the_interpreter(byte opcode, bool setcc)
+    {
+        uint[] edges = [0, 1, 2, 0x7FFF_FFFF, 0x8000_0000, 0x8000_0001, 0xFFFF_FFFF, 0xFFFF_FFFE];
+        var random = new Random(11);
+        var pairs = new List<(uint A, uint B)>();
+        foreach (uint a in edges)
+        {
+            foreach (uint b in edges)
+            {
+                pairs.Add((a, b));
+            }
+        }
+
+        for (int i = 0; i < 64; i++)
+        {
+            pairs.Add(((uint)random.NextInt64(0, 1L << 32), (uint)random.NextInt64(0, 1L << 32)));
+        }
+
+        for (int condition = 0; condition < 16; condition++)
+        {
+            byte[] program = ConditionProgram(opcode, condition, setcc, pairs.Count);
+            var interpreted = new FlatCpu(JitSettings.Off, program);
+            var translated = new FlatCpu(new JitSettings(true, HotThreshold: 2), program);
+            foreach (var cpu in new[] { interpreted, translated })
+            {
+                for (int i = 0; i < pairs.Count; i++)
+                {
+                    cpu.Memory.Write32(Data + (uint)(8 * i), pairs[i].A);
+                    cpu.Memory.Write32(Data + (uint)(8 * i) + 4, pairs[i].B);
+                }
+
+                cpu.RunToHalt(1_000_000);
+            }
+
+            byte[] expected = new byte[pairs.Count];
+            byte[] actual = new byte[pairs.Count];
+            interpreted.Memory.ReadBlock(Output, expected);
+            translated.Memory.ReadBlock(Output, actual);
+            Assert.True(expected.AsSpan().SequenceEqual(actual), $"condition {condition:X}: the translation answers {Convert.ToHexString(actual)}, the interpreter {Convert.ToHexString(expected)}");
+            Assert.True(translated.Cpu.JitStatistics!.InstructionsTranslated > 0);
+        }
+    }
+
+    private const uint Output = 0x30000;
+
+    private static byte[] ConditionProgram(byte opcode, int condition, bool setcc, int count)
+    {
+        var code = new List<byte>();
+        code.AddRange([0xBE, .. BitConverter.GetBytes(Data)]);    // mov esi, Data
+        code.AddRange([0xBF, .. BitConverter.GetBytes(Output)]);  // mov edi, Output
+        code.AddRange([0xB9, .. BitConverter.GetBytes(count)]);   // mov ecx, count
+        int top = code.Count;
+        code.AddRange([0x8B, 0x06]);                              // mov eax, [esi]
+        code.AddRange([0x8B, 0x5E, 0x04]);                        // mov ebx, [esi+4]
+        code.AddRange([opcode, 0xD8]);                            // op eax, ebx
+        if (setcc)
+        {
+            code.AddRange([0x0F, (byte)(0x90 + condition), 0xC2]); // setcc dl
+            code.AddRange([0x88, 0x17]);                          // mov [edi], dl
+        }
+        else
+        {
+            code.AddRange([(byte)(0x70 + condition), 0x05]);      // jcc taken
+            code.AddRange([0xC6, 0x07, 0x00]);                    // mov byte [edi], 0
+            code.AddRange([0xEB, 0x03]);                          // jmp next
+            code.AddRange([0xC6, 0x07, 0x01]);                    // taken: mov byte [edi], 1
+        }
+
+        code.AddRange([0x83, 0xC6, 0x08]);                        // next: add esi, 8
+        code.Add(0x47);                                           // inc edi
+        code.Add(0x49);                                           // dec ecx
+        code.AddRange([0x75, (byte)(sbyte)(top - (code.Count + 2))]); // jnz top
+        code.Add(0xF4);                                           // hlt
+        return [.. code];
+    }
+
+    private static byte[] Program()
+    {
+        var code = new List<byte>();
+        code.AddRange([0xB9, .. BitConverter.GetBytes(Iterations)]);   // mov ecx, Iterations
+        code.AddRange([0x31, 0xC0]);                                   // xor eax, eax
+        code.AddRange([0xBB, 0x78, 0x56, 0x34, 0x12]);                 // mov ebx, 12345678h
+        int loopTop = code.Count;
+        code.AddRange([0x01, 0xC8]);                                   // add eax, ecx
+        code.AddRange([0x83, 0xD2, 0x00]);                             // adc edx, 0
+        code.AddRange([0xD3, 0xC3]);                                   // rol ebx, cl
+        code.AddRange([0x6B, 0xF1, 0x03]);                             // imul esi, ecx, 3
+        code.AddRange([0xC1, 0xEE, 0x03]);                             // shr esi, 3
+        code.AddRange([0xF6, 0xC1, 0x01]);                             // test cl, 1
+        code.AddRange([0x74, 0x02]);                                   // jz +2 (a second block starts at the target)
+        code.AddRange([0x47, 0x47]);                                   // inc edi; inc edi
+        code.AddRange([0xA3, .. BitConverter.GetBytes(Data)]);         // mov [Data], eax
+        code.AddRange([0x83, 0x3D, .. BitConverter.GetBytes(Data), 0x05]); // cmp dword [Data], 5
+        code.AddRange([0x2B, 0x35, .. BitConverter.GetBytes(Data)]);   // sub esi, [Data]
+        code.AddRange([0x1B, 0x3D, .. BitConverter.GetBytes(Data)]);   // sbb edi, [Data]
+        code.AddRange([0x0F, 0x9F, 0xC6]);                             // setg dh
+        code.AddRange([0x0F, 0x4C, 0xE9]);                             // cmovl ebp, ecx
+        code.Add(0x49);                                                // dec ecx
+        code.AddRange([0x75, (byte)(sbyte)(loopTop - (code.Count + 2))]); // jnz loop top
+        code.Add(0xF4);                                                // hlt
+        return [.. code];
+    }
+
+    /// <summary>A CPU in 32-bit flat protected mode at ring 0 (no paging, no descriptor tables: nothing loads a segment).</summary>
+    private sealed class FlatCpu
+    {
+        public FlatCpu(JitSettings jit, byte[]? program = null)
+        {
+            Memory = new PhysicalMemory(1 << 20);
+            Cpu = new X86Cpu(Memory, new IoBus(), jit);
+            Memory.WriteBlock(Code, program ?? Program());
+            Cpu.Cr0 |= ControlBits.Cr0PE;
+            for (int segment = 0; segment < 6; segment++)
+            {
+                Cpu.S[segment] = new SegmentRegister { Selector = 0x10, Base = 0, Limit = 0xFFFF_FFFF, Attributes = 0x93 | SegmentRegister.AttrBig | 0x8000 };
+            }
+
+            Cpu.S[X86Cpu.CS] = new SegmentRegister { Selector = 0x08, Base = 0, Limit = 0xFFFF_FFFF, Attributes = 0x9B | SegmentRegister.AttrBig | 0x8000 };
+            Cpu.R[X86Cpu.ESP] = 0x80000;
+            Cpu.Eip = Code;
+        }
+
+        public X86Cpu Cpu { get; }
+
+        public PhysicalMemory Memory { get; }
+
+        /// <summary>Runs in calls of the given budget until HLT; the instruction count after each call.</summary>
+        public List<long> RunToHalt(int budget)
+        {
+            var counts = new List<long>();
+            for (int calls = 0; calls < 10_000_000; calls++)
+            {
+                var exit = Cpu.Run(budget);
+                counts.Add(Cpu.Instructions);
+                if (exit == CpuExit.Halted)
+                {
+                    return counts;
+                }
+
+                Assert.Equal(CpuExit.Budget, exit);
+            }
+
+            throw new InvalidOperationException("the loop never halted");
+        }
+    }
+}
