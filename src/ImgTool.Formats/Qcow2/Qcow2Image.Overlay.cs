@@ -1,0 +1,136 @@
+using System.Text;
+using ImgTool.Block.Devices;
+using ImgTool.Block.Errors;
+
+namespace ImgTool.Formats.Qcow2;
+
+/// <summary>
+/// What rebase and commit ask of an overlay: a new backing file name in the header (QEMU's
+/// qcow2_change_backing_file), and dropping every cluster so the whole disk falls through to the backing file
+/// again (qcow2_make_empty). Mappings are cleared on disk and flushed before any refcount drops, so a crash in
+/// between leaves only leaked clusters, which check -r leaks reclaims.
+/// </summary>
+internal sealed partial class Qcow2Image : IBackingFileChange, IMakeEmpty
+{
+    public async ValueTask ChangeBackingFileAsync(string? backingFileName, string? backingFormat, CancellationToken cancellationToken = default)
+    {
+        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await BeforeFirstWriteAsync(cancellationToken).ConfigureAwait(false);
+            if (HasExternalDataFile && Header.Autoclear.HasFlag(Qcow2Autoclear.DataFileRaw) && !string.IsNullOrEmpty(backingFileName))
+            {
+                // The spec: with data-file-raw the data file alone must be the disk, which a backing file contradicts.
+                throw new UnsupportedFeatureException("an image with data_file_raw=on cannot have a backing file", HostFile.Path);
+            }
+
+            string? name = string.IsNullOrEmpty(backingFileName) ? null : backingFileName;
+            Qcow2Header changed = (Header with { BackingFileName = name, BackingFileOffset = 0, BackingFileSize = 0 })
+                .WithExtension(Qcow2HeaderExtension.BackingFormat, name is not null && backingFormat is not null ? Encoding.UTF8.GetBytes(backingFormat) : null);
+            if (changed.SerializedLength > ClusterSize || (name is not null && Encoding.UTF8.GetByteCount(name) > Qcow2Limits.MaxBackingFileNameBytes))
+            {
+                throw new UnsupportedFeatureException("the backing file name does not fit in the image header", HostFile.Path);
+            }
+
+            Header = changed;
+            await WriteHeaderAsync(cancellationToken).ConfigureAwait(false);
+            await HostFile.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    public async ValueTask MakeEmptyAsync(CancellationToken cancellationToken = default)
+    {
+        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await BeforeFirstWriteAsync(cancellationToken).ConfigureAwait(false);
+            await MarkDirtyAsync(0, SizeBytes, cancellationToken).ConfigureAwait(false);
+            InvalidateDecompressed();
+            await DropL2TablesAsync(0, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>Unmaps every L2 table from L1 index <paramref name="firstL1Index"/> on: the L1 entries are zeroed and
+    /// flushed first, then the data clusters and the tables lose the active table's reference (one each, whether or
+    /// not a snapshot shares them). Caller holds the lock.</summary>
+    private async ValueTask DropL2TablesAsync(long firstL1Index, CancellationToken cancellationToken)
+    {
+        var dropped = new List<long>();
+        for (long i = firstL1Index; i < L1.Length; i++)
+        {
+            long l2Offset = (long)((ulong)L1[i] & Qcow2L2Entry.OffsetMask);
+            if (l2Offset != 0)
+            {
+                dropped.Add(l2Offset);
+            }
+
+            L1[i] = 0;
+        }
+
+        if (dropped.Count == 0)
+        {
+            return;
+        }
+
+        await HostFile.WriteAsync(Header.L1TableOffset, SerializeL1(L1), cancellationToken).ConfigureAwait(false);
+        await FlushAsync(cancellationToken).ConfigureAwait(false);
+        foreach (long l2Offset in dropped)
+        {
+            byte[] table = await L2Cache.GetAsync(l2Offset, cancellationToken).ConfigureAwait(false);
+            L2Cache.Remove(l2Offset);
+            for (long j = 0; j < L2Entries; j++)
+            {
+                (ulong entry, _) = ReadL2Entry(table, j);
+                await FreeEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (await Refcounts.AddAsync(l2Offset >> _clusterBits, -1, cancellationToken).ConfigureAwait(false) == 0
+                && l2Offset + ClusterSize <= HostFile.Length)
+            {
+                HostFile.PunchHole(l2Offset, ClusterSize);
+            }
+        }
+    }
+
+    /// <summary>Unmaps the clusters of L2 entries [<paramref name="firstEntry"/>, end of table) of one L1 index: the
+    /// entries are cleared and flushed, then their clusters lose a reference. Caller holds the lock.</summary>
+    private async ValueTask DropL2EntriesAsync(long l1Index, long firstEntry, CancellationToken cancellationToken)
+    {
+        if ((ulong)L1[l1Index] == 0)
+        {
+            return;
+        }
+
+        (byte[] table, long l2Offset) = await GetL2ForWriteAsync(l1Index, cancellationToken).ConfigureAwait(false);
+        var freed = new List<ulong>();
+        for (long j = firstEntry; j < L2Entries; j++)
+        {
+            (ulong entry, ulong bitmap) = ReadL2Entry(table, j);
+            if (entry != 0 || bitmap != 0)
+            {
+                freed.Add(entry);
+                WriteL2Entry(table, j, 0, 0);
+            }
+        }
+
+        if (freed.Count == 0)
+        {
+            return;
+        }
+
+        await WriteL2EntriesAsync(table, l2Offset, firstEntry, L2Entries - firstEntry, cancellationToken).ConfigureAwait(false);
+        await FlushAsync(cancellationToken).ConfigureAwait(false);
+        foreach (ulong entry in freed)
+        {
+            await FreeEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+        }
+    }
+}

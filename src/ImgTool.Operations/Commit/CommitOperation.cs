@@ -1,0 +1,198 @@
+using System.Diagnostics;
+using ImgTool.Block.Devices;
+using ImgTool.Block.Errors;
+using ImgTool.Block.Host;
+using ImgTool.Formats;
+using ImgTool.Operations.Common;
+
+namespace ImgTool.Operations.Commit;
+
+/// <param name="FileName">The overlay whose data is committed.</param>
+/// <param name="Format">-f: the overlay's format, or null to probe.</param>
+/// <param name="BaseFileName">-b: the image of the chain that receives the data, or null for the overlay's backing file.</param>
+/// <param name="Drop">-d: leave the overlay as it is instead of emptying it (-b implies it, as in qemu-img).</param>
+/// <param name="RateLimitBytesPerSecond">-r: at most this many bytes are written per second, or null for no limit.</param>
+/// <param name="AfterWrite">Called after every write with the running count (the crash-test hook).</param>
+public sealed record CommitOptions(
+    string FileName,
+    string? Format = null,
+    string? BaseFileName = null,
+    bool Drop = false,
+    CacheMode Cache = CacheMode.Writeback,
+    long? RateLimitBytesPerSecond = null,
+    Action<int>? AfterWrite = null);
+
+/// <summary>What commit did: where the data went and how much was written.</summary>
+/// <param name="BaseDepth">How far down the chain the base is (1: the overlay's own backing file).</param>
+/// <param name="DataBytes">Guest bytes written to the base as data.</param>
+/// <param name="ZeroBytes">Guest bytes made to read as zeros in the base.</param>
+/// <param name="BaseResizedTo">The base's new size when it was smaller than the overlay, else null.</param>
+/// <param name="Emptied">The overlay was emptied (false with -d or -b, or when its format cannot be emptied).</param>
+public sealed record CommitResult(
+    string FileName,
+    string BaseFileName,
+    int BaseDepth,
+    long DataBytes,
+    long ZeroBytes,
+    long? BaseResizedTo,
+    bool Emptied,
+    TimeSpan Elapsed);
+
+/// <summary>
+/// imgtool commit: copies what the overlay (and every image between it and the base) stores into the base, then
+/// empties the overlay. Restartable: while the data is copied the overlay is not touched, and for every range the
+/// base receives exactly what the overlay's chain reads there, so the overlay reads the same at every moment; the
+/// overlay is emptied only once the base is flushed, and an emptied range then reads the same data from the base.
+/// Running commit again after an interruption simply copies again.
+/// </summary>
+public sealed class CommitOperation(ImageOpener opener)
+{
+    /// <summary>Guest bytes per request: large units, as qemu's commit job (and convert) use.</summary>
+    private const int ChunkBytes = 2 << 20;
+
+    public async ValueTask<CommitResult> RunAsync(CommitOptions options, IProgress<ProgressReport>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var started = Stopwatch.StartNew();
+        var writes = new WriteCounter(options.AfterWrite);
+        long dataBytes = 0, zeroBytes = 0;
+        long? resizedTo = null;
+        string baseFileName;
+        int baseDepth;
+        string? overlayFormat;
+
+        // The chain is read without locks so the base can be opened for writing alongside it; the base's own write
+        // lock keeps other writers out, and the overlay is locked again when it is emptied.
+        await using (IImage top = await opener.OpenAsync(options.FileName, new ImageOpenRequest(options.Format, ForceShare: true, Cache: options.Cache), cancellationToken).ConfigureAwait(false))
+        {
+            overlayFormat = top.FormatName;
+            IReadOnlyList<IImage> chain = Chain(top);
+            if (chain.Count < 2)
+            {
+                throw new BackingFileException("Image does not have a backing file", options.FileName);
+            }
+
+            baseDepth = FindBase(chain, options);
+            IImage baseLayer = chain[baseDepth];
+            baseFileName = baseLayer.HostFile.Path;
+            await using IImage target = await opener.OpenAsync(
+                baseFileName,
+                new ImageOpenRequest(baseLayer.FormatName, ReadOnly: false, Cache: options.Cache),
+                cancellationToken).ConfigureAwait(false);
+            if (target.SizeBytes < top.SizeBytes)
+            {
+                // As qemu-img: a smaller base grows to the overlay's size; a larger one keeps its size.
+                if (target is not IResizable resizable)
+                {
+                    throw new UnsupportedFeatureException($"the base image is smaller than the overlay and its format ({target.FormatName}) cannot be resized", baseFileName);
+                }
+
+                await resizable.ResizeAsync(top.SizeBytes, cancellationToken).ConfigureAwait(false);
+                resizedTo = top.SizeBytes;
+            }
+
+            var throttle = new Throttle(options.RateLimitBytesPerSecond);
+            byte[] buffer = new byte[ChunkBytes];
+            for (long offset = 0; offset < top.SizeBytes;)
+            {
+                BlockStatus status = await BackingChainStatus.GetAsync(top, offset, Math.Min(ChunkBytes, top.SizeBytes - offset), cancellationToken).ConfigureAwait(false);
+                long length = status.LengthBytes;
+                if (status.Depth < baseDepth)
+                {
+                    // Above the base: the base must read what the overlay's chain reads here. An unallocated answer
+                    // above the base means the range lies past a shorter layer's end, where the chain reads zeros.
+                    if (status.Kind == BlockStatusKind.Data && !status.DataIsHostHole)
+                    {
+                        Memory<byte> part = buffer.AsMemory(0, (int)length);
+                        await top.ReadAsync(offset, part, cancellationToken).ConfigureAwait(false);
+                        if (ZeroScan.IsAllZero(part.Span))
+                        {
+                            await target.WriteZeroesAsync(offset, length, BlockZeroFlags.None, cancellationToken).ConfigureAwait(false);
+                            zeroBytes += length;
+                        }
+                        else
+                        {
+                            await target.WriteAsync(offset, part, cancellationToken).ConfigureAwait(false);
+                            dataBytes += length;
+                        }
+                    }
+                    else
+                    {
+                        await target.WriteZeroesAsync(offset, length, BlockZeroFlags.None, cancellationToken).ConfigureAwait(false);
+                        zeroBytes += length;
+                    }
+
+                    writes.Count();
+                    await throttle.WaitAsync(length, cancellationToken).ConfigureAwait(false);
+                }
+
+                offset += length;
+                progress?.Report(new ProgressReport("commit", offset, top.SizeBytes));
+            }
+
+            await target.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        bool emptied = false;
+        if (!options.Drop && options.BaseFileName is null)
+        {
+            emptied = await EmptyAsync(options, overlayFormat, writes, cancellationToken).ConfigureAwait(false);
+        }
+
+        return new CommitResult(options.FileName, baseFileName, baseDepth, dataBytes, zeroBytes, resizedTo, emptied, started.Elapsed);
+    }
+
+    /// <summary>Empties the overlay when its format can (QEMU's bdrv_make_empty: qcow2); other formats keep their data,
+    /// which now equals the base's, as qemu-img leaves them.</summary>
+    private async ValueTask<bool> EmptyAsync(CommitOptions options, string format, WriteCounter writes, CancellationToken cancellationToken)
+    {
+        await using IImage top = await opener.OpenAsync(
+            options.FileName,
+            new ImageOpenRequest(format, ReadOnly: false, Cache: options.Cache, OpenBacking: false),
+            cancellationToken).ConfigureAwait(false);
+        if (top is not IMakeEmpty empty)
+        {
+            return false;
+        }
+
+        await empty.MakeEmptyAsync(cancellationToken).ConfigureAwait(false);
+        writes.Count();
+        await top.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>The overlay and its opened backing images, top first.</summary>
+    internal static IReadOnlyList<IImage> Chain(IImage top)
+    {
+        var chain = new List<IImage> { top };
+        for (IImage current = top; current is IBackingChain { Backing: IImage backing }; current = backing)
+        {
+            chain.Add(backing);
+        }
+
+        return chain;
+    }
+
+    /// <summary>The depth of the image -b names: matched by its path (as given, or resolved against the folder of the
+    /// image above it, as QEMU resolves backing names) or by the backing name an image stores for it.</summary>
+    private static int FindBase(IReadOnlyList<IImage> chain, CommitOptions options)
+    {
+        if (options.BaseFileName is not { } wanted)
+        {
+            return 1;
+        }
+
+        for (int depth = 1; depth < chain.Count; depth++)
+        {
+            string path = Path.GetFullPath(chain[depth].HostFile.Path);
+            string? storedName = (chain[depth - 1] as IBackingChain)?.BackingFileName;
+            if (path == Path.GetFullPath(wanted)
+                || path == Path.GetFullPath(ImageOpener.ResolveBackingPath(chain[0].HostFile.Path, wanted))
+                || storedName == wanted)
+            {
+                return depth;
+            }
+        }
+
+        throw new BackingFileException($"Did not find '{wanted}' in the backing chain of '{options.FileName}' (chain: {string.Join(" -> ", chain.Select(i => i.HostFile.Path))})", options.FileName);
+    }
+}
