@@ -25,8 +25,15 @@ internal sealed partial class Qcow2Image : IBackingFileChange, IMakeEmpty
             }
 
             string? name = string.IsNullOrEmpty(backingFileName) ? null : backingFileName;
-            Qcow2Header changed = (Header with { BackingFileName = name, BackingFileOffset = 0, BackingFileSize = 0 })
-                .WithExtension(Qcow2HeaderExtension.BackingFormat, name is not null && backingFormat is not null ? Encoding.UTF8.GetBytes(backingFormat) : null);
+
+            // The backing format extension goes first, where QEMU's qcow2_update_header writes it.
+            List<Qcow2HeaderExtension> extensions = [.. Header.Extensions.Where(e => e.Type != Qcow2HeaderExtension.BackingFormat)];
+            if (name is not null && backingFormat is not null)
+            {
+                extensions.Insert(0, new Qcow2HeaderExtension(Qcow2HeaderExtension.BackingFormat, Encoding.UTF8.GetBytes(backingFormat)));
+            }
+
+            Qcow2Header changed = Header with { BackingFileName = name, BackingFileOffset = 0, BackingFileSize = 0, Extensions = extensions };
             if (changed.SerializedLength > ClusterSize || (name is not null && Encoding.UTF8.GetByteCount(name) > Qcow2Limits.MaxBackingFileNameBytes))
             {
                 throw new UnsupportedFeatureException("the backing file name does not fit in the image header", HostFile.Path);
