@@ -1,9 +1,11 @@
 using System.Diagnostics;
+using System.Globalization;
 using ImgTool.Block.Devices;
 using ImgTool.Block.Errors;
 using ImgTool.Block.Host;
 using ImgTool.Formats;
 using ImgTool.Operations.Common;
+using ImgTool.Operations.Resize;
 
 namespace ImgTool.Operations.Commit;
 
@@ -74,22 +76,19 @@ public sealed class CommitOperation(ImageOpener opener)
             baseDepth = FindBase(chain, options);
             IImage baseLayer = chain[baseDepth];
             baseFileName = baseLayer.HostFile.Path;
+            if (baseLayer.SizeBytes < top.SizeBytes)
+            {
+                // As qemu-img: a smaller base grows to the overlay's size (reading zeros there); a larger one keeps its size.
+                await new ResizeOperation(opener).RunAsync(
+                    new ResizeOptions(baseFileName, top.SizeBytes.ToString(CultureInfo.InvariantCulture), baseLayer.FormatName, Cache: options.Cache),
+                    cancellationToken).ConfigureAwait(false);
+                resizedTo = top.SizeBytes;
+            }
+
             await using IImage target = await opener.OpenAsync(
                 baseFileName,
                 new ImageOpenRequest(baseLayer.FormatName, ReadOnly: false, Cache: options.Cache),
                 cancellationToken).ConfigureAwait(false);
-            if (target.SizeBytes < top.SizeBytes)
-            {
-                // As qemu-img: a smaller base grows to the overlay's size; a larger one keeps its size.
-                if (target is not IResizable resizable)
-                {
-                    throw new UnsupportedFeatureException($"the base image is smaller than the overlay and its format ({target.FormatName}) cannot be resized", baseFileName);
-                }
-
-                await resizable.ResizeAsync(top.SizeBytes, cancellationToken).ConfigureAwait(false);
-                resizedTo = top.SizeBytes;
-            }
-
             var throttle = new Throttle(options.RateLimitBytesPerSecond);
             byte[] buffer = new byte[ChunkBytes];
             for (long offset = 0; offset < top.SizeBytes;)

@@ -35,22 +35,63 @@ public sealed class ResizeOperation(ImageOpener opener)
         }
 
         (int sign, long amount) = ParseSize(options.SizeText);
-        await using IImage image = await opener.OpenAsync(
-            options.FileName,
-            new ImageOpenRequest(options.Format, ReadOnly: false, Cache: options.Cache),
-            cancellationToken).ConfigureAwait(false);
-        long oldSize = image.SizeBytes;
+        var request = new ImageOpenRequest(options.Format, ReadOnly: false, Cache: options.Cache);
+        IImage image = await opener.OpenAsync(options.FileName, request, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            long oldSize = image.SizeBytes;
+            long newSize = NewSize(sign, amount, oldSize);
+            Validate(options, image, oldSize, newSize, preallocation);
+            if (newSize != oldSize)
+            {
+                await ((IResizable)image).ResizeAsync(newSize, cancellationToken).ConfigureAwait(false);
+
+                // Some drivers (VHD, VHDX, VDI) change only the file; the image is opened again to see the new layout,
+                // which also proves that it opens.
+                string format = image.FormatName;
+                await image.DisposeAsync().ConfigureAwait(false);
+                image = null!;
+                image = await opener.OpenAsync(options.FileName, request with { Format = format }, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (newSize > oldSize)
+            {
+                if (preallocation is "falloc" or "full")
+                {
+                    image.HostFile.Preallocate(oldSize, newSize - oldSize, writeZeros: preallocation == "full");
+                }
+                else
+                {
+                    await ZeroGrownRangeAsync(image, oldSize, newSize, cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            await image.FlushAsync(cancellationToken).ConfigureAwait(false);
+            return new ResizeResult(options.FileName, image.FormatName, oldSize, newSize);
+        }
+        finally
+        {
+            if (image is not null)
+            {
+                await image.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static long NewSize(int sign, long amount, long oldSize)
+    {
         long newSize = sign switch
         {
             > 0 => amount > long.MaxValue - oldSize ? throw new InvalidOptionException("Image size must be less than 8 EiB!") : oldSize + amount,
             < 0 => oldSize - amount,
             _ => amount,
         };
-        if (newSize <= 0)
-        {
-            throw new InvalidOptionException("New image size must be positive");
-        }
+        return newSize > 0 ? newSize : throw new InvalidOptionException("New image size must be positive");
+    }
 
+    /// <summary>qemu-img's refusals, in its order, before anything is written.</summary>
+    private static void Validate(ResizeOptions options, IImage image, long oldSize, long newSize, string preallocation)
+    {
         if (newSize < oldSize && !options.Shrink)
         {
             throw new InvalidOptionException("Use the --shrink option to perform a shrink operation. (Shrinking deletes all data beyond the new end; make sure there is no important data there.)", options.FileName);
@@ -61,7 +102,7 @@ public sealed class ResizeOperation(ImageOpener opener)
             throw new InvalidOptionException("Preallocation can only be used for growing images", options.FileName);
         }
 
-        if (image is not IResizable resizable)
+        if (image is not IResizable)
         {
             throw new UnsupportedFeatureException($"Image format driver does not support resize ({image.FormatName})", options.FileName);
         }
@@ -70,26 +111,6 @@ public sealed class ResizeOperation(ImageOpener opener)
         {
             throw new UnsupportedFeatureException($"preallocation={preallocation} is supported by resize for raw images only", options.FileName);
         }
-
-        if (newSize != oldSize)
-        {
-            await resizable.ResizeAsync(newSize, cancellationToken).ConfigureAwait(false);
-        }
-
-        if (newSize > oldSize)
-        {
-            if (preallocation is "falloc" or "full")
-            {
-                image.HostFile.Preallocate(oldSize, newSize - oldSize, writeZeros: preallocation == "full");
-            }
-            else
-            {
-                await ZeroGrownRangeAsync(image, oldSize, newSize, cancellationToken).ConfigureAwait(false);
-            }
-        }
-
-        await image.FlushAsync(cancellationToken).ConfigureAwait(false);
-        return new ResizeResult(options.FileName, image.FormatName, oldSize, newSize);
     }
 
     /// <summary>qemu-img's size argument: an optional '+' or '-' (relative to the current size), then a size.</summary>
