@@ -117,6 +117,72 @@ public sealed class OverlayWorkflowTests : IDisposable
         await AssertModel(image, format, model);
     }
 
+    /// <summary>Formats qemu-img cannot resize: the result must open in qemu-img, check clean where qemu-img checks
+    /// the format, read the old data plus zeros through qemu-img, and take qemu-io's writes in the grown area.</summary>
+    [Theory]
+    [InlineData("vpc", "subformat=fixed")]
+    [InlineData("vpc", "subformat=dynamic")]
+    [InlineData("vdi", "static=off")]
+    [InlineData("vdi", "static=on")]
+    [InlineData("vhdx", "subformat=dynamic")]
+    public async Task Resize_grows_formats_qemu_img_cannot_resize(string format, string options)
+    {
+        string image = _dir.File("disk." + format);
+        await Ok(QemuImg("create", "-q", "-f", format, "-o", options, image, "16M"));
+        long oldSize = (await OurInfo(image)).GetProperty("virtual-size").GetInt64();
+        byte[] model = new byte[48 * MiB];
+        await Write(image, format, model, 0x5a, 0, 1 * MiB);
+        await Write(image, format, model, 0x5b, oldSize - 4096, 4096);
+        Assert.Equal(1, (await QemuImg("resize", "-f", format, image, "48M")).ExitCode); // qemu-img: "does not support resize"
+
+        await Ok(Imgtool("resize", "-q", "-f", format, image, "48M"));
+        Assert.Equal(48L * MiB, (await OurInfo(image)).GetProperty("virtual-size").GetInt64());
+        long theirSize = (await Info(image)).GetProperty("virtual-size").GetInt64();
+
+        // qemu-img 7.2 counts a fixed VHD's footer into its virtual size.
+        Assert.Equal(options == "subformat=fixed" ? (48L * MiB) + 512 : 48L * MiB, theirSize);
+        await AssertReadsPrefix(image, format, model);
+        await Write(image, format, model, 0x5c, 47 * MiB, 1 * MiB);
+        await AssertReadsPrefix(image, format, model);
+        if (format != "vpc")
+        {
+            await Ok(QemuImg("check", "-f", format, image));
+        }
+
+        Assert.Equal(0, (await Imgtool("check", "-f", format, image)).ExitCode);
+    }
+
+    [Theory]
+    [InlineData("vpc", "subformat=dynamic", "300M")]
+    [InlineData("vdi", "static=off", "200M")]
+    [InlineData("qed", "cluster_size=4096,table_size=4", "32G")]
+    public async Task Growing_past_what_the_tables_can_map_is_refused_and_changes_nothing(string format, string options, string size)
+    {
+        string image = _dir.File("disk." + format);
+        await Ok(QemuImg("create", "-q", "-f", format, "-o", options, image, "16M"));
+        await Ok(Qemu("qemu-io", "-f", format, "-c", "write -P 0x41 0 1M", image));
+        string before = Hash(image);
+        RunResult refused = await Imgtool("resize", "-f", format, image, size);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Single(refused.Err.TrimEnd('\n').Split('\n'));
+        Assert.Equal(before, Hash(image));
+    }
+
+    /// <summary>Reads the image through qemu-img (convert to raw) and compares it with the model; the image may be
+    /// longer than the model only by what qemu-img counts in (a fixed VHD's footer).</summary>
+    private async Task AssertReadsPrefix(string image, string format, byte[] model)
+    {
+        string raw = _dir.File("read.raw");
+        File.Delete(raw);
+        await Ok(QemuImg("convert", "-f", format, "-O", "raw", image, raw));
+        byte[] read = await File.ReadAllBytesAsync(raw);
+        Assert.True(read.Length >= model.Length, $"qemu-img reads {read.Length} bytes, expected {model.Length}");
+        Assert.True(read.AsSpan(0, model.Length).SequenceEqual(model), "the image does not read as the model");
+    }
+
+    private static async Task<JsonElement> OurInfo(string image) =>
+        JsonDocument.Parse((await Ok(Imgtool("info", "--output=json", image))).Out).RootElement.Clone();
+
     [Fact]
     public async Task Resize_grows_a_luks_image_with_encrypted_zeros()
     {
