@@ -93,11 +93,13 @@ internal sealed partial class Qcow2Image : IBackingFileChange, IMakeEmpty
         {
             byte[] table = await L2Cache.GetAsync(l2Offset, cancellationToken).ConfigureAwait(false);
             L2Cache.Remove(l2Offset);
+            var entries = new List<ulong>((int)L2Entries);
             for (long j = 0; j < L2Entries; j++)
             {
-                (ulong entry, _) = ReadL2Entry(table, j);
-                await FreeEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+                entries.Add(ReadL2Entry(table, j).Entry);
             }
+
+            await FreeEntriesAsync(entries, cancellationToken).ConfigureAwait(false);
 
             if (await Refcounts.AddAsync(l2Offset >> _clusterBits, -1, cancellationToken).ConfigureAwait(false) == 0
                 && l2Offset + ClusterSize <= HostFile.Length)
@@ -135,9 +137,65 @@ internal sealed partial class Qcow2Image : IBackingFileChange, IMakeEmpty
 
         await WriteL2EntriesAsync(table, l2Offset, firstEntry, L2Entries - firstEntry, cancellationToken).ConfigureAwait(false);
         await FlushAsync(cancellationToken).ConfigureAwait(false);
-        foreach (ulong entry in freed)
+        await FreeEntriesAsync(freed, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Drops the active table's reference of many L2 entries at once. A standard cluster with the COPIED flag has
+    /// refcount one (the spec's invariant, which QEMU relies on too), so runs of such clusters go to zero with one
+    /// refcount write and one hole punch per run, not per cluster; everything else (compressed, shared with a
+    /// snapshot) goes through <see cref="FreeEntryAsync"/>. Caller holds the lock.
+    /// </summary>
+    private async ValueTask FreeEntriesAsync(List<ulong> entries, CancellationToken cancellationToken)
+    {
+        if (HasExternalDataFile)
         {
-            await FreeEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+            return; // clusters of an external data file are not refcounted (FreeEntryAsync does nothing either)
+        }
+
+        var clusters = new List<long>(entries.Count);
+        foreach (ulong entry in entries)
+        {
+            long offset = (long)(entry & Qcow2L2Entry.OffsetMask);
+            if ((entry & (Qcow2L2Entry.Copied | Qcow2L2Entry.Compressed)) == Qcow2L2Entry.Copied && offset != 0)
+            {
+                clusters.Add(offset >> _clusterBits);
+            }
+            else if (offset != 0 || (entry & Qcow2L2Entry.Compressed) != 0)
+            {
+                await FreeEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        clusters.Sort();
+        for (int i = 0; i < clusters.Count;)
+        {
+            int end = i + 1;
+            while (end < clusters.Count && clusters[end] == clusters[end - 1] + 1)
+            {
+                end++;
+            }
+
+            long first = clusters[i];
+            long count = end - i;
+            await Refcounts.SetRangeAsync(first, count, 0, cancellationToken).ConfigureAwait(false);
+            for (long c = first; c < first + count; c++)
+            {
+                ForgetCompressedCursor(c);
+            }
+
+            long hostEnd = Math.Min((first + count) << _clusterBits, HostFile.Length);
+            if (hostEnd > first << _clusterBits)
+            {
+                HostFile.PunchHole(first << _clusterBits, hostEnd - (first << _clusterBits));
+            }
+
+            i = end;
+        }
+
+        if (clusters.Count > 0)
+        {
+            Refcounts.ResetFreeHint();
         }
     }
 }

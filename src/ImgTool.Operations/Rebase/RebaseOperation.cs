@@ -142,7 +142,14 @@ public sealed class RebaseOperation(ImageOpener opener)
                     Memory<byte> before = oldData.AsMemory(0, (int)length);
                     Memory<byte> after = newData.AsMemory(0, (int)length);
                     await top.ReadAsync(offset, before, cancellationToken).ConfigureAwait(false);
-                    await ReadClippedAsync(newBacking, offset, after, cancellationToken).ConfigureAwait(false);
+                    if (newZero)
+                    {
+                        after.Span.Clear(); // known zeros (an empty new backing file, or past its end): nothing to read
+                    }
+                    else
+                    {
+                        await ReadClippedAsync(newBacking, offset, after, cancellationToken).ConfigureAwait(false);
+                    }
                     copied += await WriteDifferencesAsync(top, offset, before, after, writes, cancellationToken).ConfigureAwait(false);
                 }
             }

@@ -125,6 +125,8 @@ public sealed class OverlayWorkflowTests : IDisposable
     [InlineData("vdi", "static=off")]
     [InlineData("vdi", "static=on")]
     [InlineData("vhdx", "subformat=dynamic")]
+    [InlineData("vmdk", "subformat=monolithicSparse")]
+    [InlineData("vmdk", "subformat=monolithicFlat")]
     public async Task Resize_grows_formats_qemu_img_cannot_resize(string format, string options)
     {
         string image = _dir.File("disk." + format);
@@ -156,6 +158,7 @@ public sealed class OverlayWorkflowTests : IDisposable
     [InlineData("vpc", "subformat=dynamic", "300M")]
     [InlineData("vdi", "static=off", "200M")]
     [InlineData("qed", "cluster_size=4096,table_size=4", "32G")]
+    [InlineData("vmdk", "subformat=monolithicSparse", "8G")]
     public async Task Growing_past_what_the_tables_can_map_is_refused_and_changes_nothing(string format, string options, string size)
     {
         string image = _dir.File("disk." + format);
