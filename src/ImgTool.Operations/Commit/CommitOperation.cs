@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using ImgTool.Block.Devices;
@@ -52,6 +53,12 @@ public sealed class CommitOperation(ImageOpener opener)
     /// <summary>Guest bytes per request: large units, as qemu's commit job (and convert) use.</summary>
     private const int ChunkBytes = 2 << 20;
 
+    /// <summary>Requests in flight while copying, as qemu-img convert's default.</summary>
+    private const int InFlight = 8;
+
+    /// <summary>Ranges found ahead before they are copied: bounds memory whatever the image size.</summary>
+    private const int BatchRanges = 64;
+
     public async ValueTask<CommitResult> RunAsync(CommitOptions options, IProgress<ProgressReport>? progress = null, CancellationToken cancellationToken = default)
     {
         var started = Stopwatch.StartNew();
@@ -89,45 +96,41 @@ public sealed class CommitOperation(ImageOpener opener)
                 baseFileName,
                 new ImageOpenRequest(baseLayer.FormatName, ReadOnly: false, Cache: options.Cache),
                 cancellationToken).ConfigureAwait(false);
+            // Ranges are found by block status in order and copied a batch at a time with several requests in flight
+            // (each range is written once and independently, so their order does not matter for a restart); with a
+            // rate limit, one at a time so the limit holds.
             var throttle = new Throttle(options.RateLimitBytesPerSecond);
-            byte[] buffer = new byte[ChunkBytes];
+            int inFlight = options.RateLimitBytesPerSecond is > 0 ? 1 : InFlight;
+            var batch = new List<CopyRange>(BatchRanges);
+            long copiedData = 0, copiedZero = 0;
             for (long offset = 0; offset < top.SizeBytes;)
             {
                 BlockStatus status = await BackingChainStatus.GetAsync(top, offset, Math.Min(ChunkBytes, top.SizeBytes - offset), cancellationToken).ConfigureAwait(false);
-                long length = status.LengthBytes;
                 if (status.Depth < baseDepth)
                 {
                     // Above the base: the base must read what the overlay's chain reads here. An unallocated answer
                     // above the base means the range lies past a shorter layer's end, where the chain reads zeros.
-                    if (status.Kind == BlockStatusKind.Data && !status.DataIsHostHole)
-                    {
-                        Memory<byte> part = buffer.AsMemory(0, (int)length);
-                        await top.ReadAsync(offset, part, cancellationToken).ConfigureAwait(false);
-                        if (ZeroScan.IsAllZero(part.Span))
-                        {
-                            await target.WriteZeroesAsync(offset, length, BlockZeroFlags.None, cancellationToken).ConfigureAwait(false);
-                            zeroBytes += length;
-                        }
-                        else
-                        {
-                            await target.WriteAsync(offset, part, cancellationToken).ConfigureAwait(false);
-                            dataBytes += length;
-                        }
-                    }
-                    else
-                    {
-                        await target.WriteZeroesAsync(offset, length, BlockZeroFlags.None, cancellationToken).ConfigureAwait(false);
-                        zeroBytes += length;
-                    }
-
-                    writes.Count();
-                    await throttle.WaitAsync(length, cancellationToken).ConfigureAwait(false);
+                    batch.Add(new CopyRange(offset, status.LengthBytes, status.Kind == BlockStatusKind.Data && !status.DataIsHostHole));
                 }
 
-                offset += length;
+                offset += status.LengthBytes;
+                if (batch.Count >= (inFlight == 1 ? 1 : BatchRanges) || (offset >= top.SizeBytes && batch.Count > 0))
+                {
+                    await Parallel.ForEachAsync(batch, new ParallelOptions { MaxDegreeOfParallelism = inFlight, CancellationToken = cancellationToken }, async (range, ct) =>
+                    {
+                        bool wroteData = await CopyRangeAsync(top, target, range, ct).ConfigureAwait(false);
+                        Interlocked.Add(ref wroteData ? ref copiedData : ref copiedZero, range.LengthBytes);
+                        writes.Count();
+                    }).ConfigureAwait(false);
+                    await throttle.WaitAsync(batch.Sum(r => r.LengthBytes), cancellationToken).ConfigureAwait(false);
+                    batch.Clear();
+                }
+
                 progress?.Report(new ProgressReport("commit", offset, top.SizeBytes));
             }
 
+            dataBytes = copiedData;
+            zeroBytes = copiedZero;
             await target.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
 
@@ -139,6 +142,35 @@ public sealed class CommitOperation(ImageOpener opener)
 
         return new CommitResult(options.FileName, baseFileName, baseDepth, dataBytes, zeroBytes, resizedTo, emptied, started.Elapsed);
     }
+
+    /// <summary>Makes the base read what the overlay's chain reads over one range; returns whether data was written
+    /// (false: the range reads as zeros, and the base was told so without writing data).</summary>
+    private static async ValueTask<bool> CopyRangeAsync(IImage top, IImage target, CopyRange range, CancellationToken cancellationToken)
+    {
+        if (range.IsData)
+        {
+            byte[] buffer = ArrayPool<byte>.Shared.Rent((int)range.LengthBytes);
+            try
+            {
+                Memory<byte> part = buffer.AsMemory(0, (int)range.LengthBytes);
+                await top.ReadAsync(range.OffsetBytes, part, cancellationToken).ConfigureAwait(false);
+                if (!ZeroScan.IsAllZero(part.Span))
+                {
+                    await target.WriteAsync(range.OffsetBytes, part, cancellationToken).ConfigureAwait(false);
+                    return true;
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        await target.WriteZeroesAsync(range.OffsetBytes, range.LengthBytes, BlockZeroFlags.None, cancellationToken).ConfigureAwait(false);
+        return false;
+    }
+
+    private readonly record struct CopyRange(long OffsetBytes, long LengthBytes, bool IsData);
 
     /// <summary>Empties the overlay when its format can (QEMU's bdrv_make_empty: qcow2); other formats keep their data,
     /// which now equals the base's, as qemu-img leaves them.</summary>

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using ImgTool.Block.Devices;
 using ImgTool.Block.Errors;
@@ -48,6 +49,12 @@ public sealed class RebaseOperation(ImageOpener opener)
 {
     private const int ChunkBytes = 2 << 20;
     private const int SectorBytes = 512;
+
+    /// <summary>Ranges compared at once, as qemu-img convert's default number of requests in flight.</summary>
+    private const int InFlight = 8;
+
+    /// <summary>Ranges found ahead before they are compared: bounds memory whatever the image size.</summary>
+    private const int BatchRanges = 64;
 
     public async ValueTask<RebaseResult> RunAsync(RebaseOptions options, IProgress<ProgressReport>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -122,9 +129,11 @@ public sealed class RebaseOperation(ImageOpener opener)
     /// (<paramref name="newBacking"/>, or zeros when null) reads something else.</summary>
     private static async ValueTask<long> CopyDifferencesAsync(IImage top, IImage? newBacking, WriteCounter writes, IProgress<ProgressReport>? progress, CancellationToken cancellationToken)
     {
+        // Candidate ranges are found in order and compared a batch at a time with several requests in flight: each
+        // range is compared and written on its own, and until the header changes the overlay reads the same whatever
+        // has been written, so the order does not matter.
         IBlockDevice? oldBacking = (top as IBackingChain)?.Backing;
-        byte[] oldData = new byte[ChunkBytes];
-        byte[] newData = new byte[ChunkBytes];
+        var batch = new List<(long Offset, long Length, bool NewZero)>(BatchRanges);
         long copied = 0;
         for (long offset = 0; offset < top.SizeBytes;)
         {
@@ -138,27 +147,54 @@ public sealed class RebaseOperation(ImageOpener opener)
                 length = Math.Min(oldLength, newLength);
                 if (!(oldZero && newZero))
                 {
-                    // The overlay reads its old chain here (zeros past the old backing file's end).
-                    Memory<byte> before = oldData.AsMemory(0, (int)length);
-                    Memory<byte> after = newData.AsMemory(0, (int)length);
-                    await top.ReadAsync(offset, before, cancellationToken).ConfigureAwait(false);
-                    if (newZero)
-                    {
-                        after.Span.Clear(); // known zeros (an empty new backing file, or past its end): nothing to read
-                    }
-                    else
-                    {
-                        await ReadClippedAsync(newBacking, offset, after, cancellationToken).ConfigureAwait(false);
-                    }
-                    copied += await WriteDifferencesAsync(top, offset, before, after, writes, cancellationToken).ConfigureAwait(false);
+                    batch.Add((offset, length, newZero));
                 }
             }
 
             offset += length;
+            if (batch.Count >= BatchRanges || (offset >= top.SizeBytes && batch.Count > 0))
+            {
+                await Parallel.ForEachAsync(batch, new ParallelOptions { MaxDegreeOfParallelism = InFlight, CancellationToken = cancellationToken }, async (range, ct) =>
+                {
+                    long written = await CompareAndCopyAsync(top, newBacking, range.Offset, (int)range.Length, range.NewZero, writes, ct).ConfigureAwait(false);
+                    Interlocked.Add(ref copied, written);
+                }).ConfigureAwait(false);
+                batch.Clear();
+            }
+
             progress?.Report(new ProgressReport("rebase", offset, top.SizeBytes));
         }
 
         return copied;
+    }
+
+    /// <summary>Reads the overlay's old view (the overlay does not store the range, so that is its old chain, zeros past
+    /// the old backing file's end) and the new chain's, and writes where they differ.</summary>
+    private static async ValueTask<long> CompareAndCopyAsync(IImage top, IImage? newBacking, long offset, int length, bool newZero, WriteCounter writes, CancellationToken cancellationToken)
+    {
+        byte[] oldData = ArrayPool<byte>.Shared.Rent(length);
+        byte[] newData = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            Memory<byte> before = oldData.AsMemory(0, length);
+            Memory<byte> after = newData.AsMemory(0, length);
+            await top.ReadAsync(offset, before, cancellationToken).ConfigureAwait(false);
+            if (newZero)
+            {
+                after.Span.Clear(); // known zeros (an empty new backing file, or past its end): nothing to read
+            }
+            else
+            {
+                await ReadClippedAsync(newBacking, offset, after, cancellationToken).ConfigureAwait(false);
+            }
+
+            return await WriteDifferencesAsync(top, offset, before, after, writes, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(oldData);
+            ArrayPool<byte>.Shared.Return(newData);
+        }
     }
 
     /// <summary>Writes the runs of sectors where <paramref name="before"/> and <paramref name="after"/> differ.</summary>
