@@ -330,6 +330,34 @@ public sealed class OverlayWorkflowTests : IDisposable
     }
 
     [Fact]
+    public async Task Output_json_of_commit_rebase_and_resize_says_what_changed()
+    {
+        string baseImage = _dir.File("base.qcow2");
+        await Ok(QemuImg("create", "-q", "-f", "qcow2", baseImage, "4M"));
+        string top = _dir.File("top.qcow2");
+        await Ok(QemuImg("create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", top, "8M"));
+        await Ok(Qemu("qemu-io", "-c", "write -P 0x41 0 1M", "-c", "write -z 1M 64k", "-c", "write -P 0x42 6M 1M", top));
+
+        JsonElement commit = JsonDocument.Parse((await Ok(Imgtool("commit", "--output=json", top))).Out).RootElement;
+        Assert.Equal(baseImage, commit.GetProperty("base").GetString());
+        Assert.Equal(1, commit.GetProperty("base-depth").GetInt32());
+        Assert.Equal(2L * MiB, commit.GetProperty("data-bytes").GetInt64());
+        Assert.Equal(8L * MiB, commit.GetProperty("base-resized-to").GetInt64()); // the smaller base grew, as with qemu-img
+        Assert.True(commit.GetProperty("emptied").GetBoolean());
+        Assert.Equal(8L * MiB, (await Info(baseImage)).GetProperty("virtual-size").GetInt64());
+
+        JsonElement rebase = JsonDocument.Parse((await Ok(Imgtool("rebase", "--output=json", "-b", string.Empty, top))).Out).RootElement;
+        Assert.Equal("base.qcow2", rebase.GetProperty("old-backing-filename").GetString());
+        Assert.Equal(JsonValueKind.Null, rebase.GetProperty("backing-filename").ValueKind);
+        Assert.Equal(2L * MiB, rebase.GetProperty("copied-bytes").GetInt64());
+
+        JsonElement resize = JsonDocument.Parse((await Ok(Imgtool("resize", "--output=json", top, "+1M"))).Out).RootElement;
+        Assert.Equal(8L * MiB, resize.GetProperty("old-size").GetInt64());
+        Assert.Equal(9L * MiB, resize.GetProperty("new-size").GetInt64());
+        Assert.Equal("qcow2", resize.GetProperty("format").GetString());
+    }
+
+    [Fact]
     public async Task Progress_json_on_commit_and_rebase_ends_at_the_total()
     {
         string baseImage = _dir.File("base.qcow2");
