@@ -28,6 +28,9 @@ public static class ImgToolCli
         root.Subcommands.Add(CheckCommand.Build(context));
         root.Subcommands.Add(SnapshotCommand.Build(context));
         root.Subcommands.Add(AmendCommand.Build(context));
+        root.Subcommands.Add(CommitCommand.Build(context));
+        root.Subcommands.Add(RebaseCommand.Build(context));
+        root.Subcommands.Add(ResizeCommand.Build(context));
         root.Subcommands.Add(BootCommand.Build(context));
 
         if (args is ["--version" or "-V"])

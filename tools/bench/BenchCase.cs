@@ -169,6 +169,8 @@ internal static class BenchCases
         ConvertTo("vhdx", "raw->vhdx", "vhdx"),
         ConvertTo("vdi", "raw->vdi", "vdi"),
         ConvertFrom("vdi-raw", "vdi->raw", "vdi"),
+        OverlayCases.Commit(),
+        OverlayCases.Rebase(),
         BootCase.Create(),
         LinuxBootCase.ToMarker(),
         LinuxBootCase.ToHashes(),

@@ -10,7 +10,7 @@ namespace ImgTool.Formats.Luks;
 /// payload-offset to the end of the file, encrypted in 512-byte sectors numbered from the payload start.
 /// Every range is data: a hole in the file does not decrypt to zeros, so nothing can be skipped as zero.
 /// </summary>
-internal sealed class LuksImage : IImage, IEncrypted
+internal sealed class LuksImage : IImage, IEncrypted, IResizable
 {
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly ISectorCipher? _cipher;
@@ -44,6 +44,24 @@ internal sealed class LuksImage : IImage, IEncrypted
     public bool IsReadOnly => _readOnly || HostFile.IsReadOnly;
 
     private ISectorCipher Cipher => _cipher ?? throw new EncryptionKeyException("the image is encrypted and was opened without a key", HostFile.Path);
+
+    /// <summary>The payload is the rest of the file, so resizing is setting the file's length (QEMU's block_crypto
+    /// truncate). A grown range holds no ciphertext yet; resize then writes encrypted zeros there, so it reads as zeros.</summary>
+    public ValueTask ResizeAsync(long newSizeBytes, CancellationToken cancellationToken = default)
+    {
+        if (newSizeBytes % LuksLimits.SectorBytes != 0)
+        {
+            throw new InvalidOptionException($"The new size must be a multiple of {LuksLimits.SectorBytes}", HostFile.Path);
+        }
+
+        if (IsReadOnly)
+        {
+            throw new UnsupportedFeatureException("the image is open read-only", HostFile.Path);
+        }
+
+        HostFile.SetLength(Header.PayloadOffsetBytes + newSizeBytes);
+        return ValueTask.CompletedTask;
+    }
 
     public static async ValueTask<LuksImage> OpenAsync(IHostFile file, ImageOpenContext context, CancellationToken cancellationToken)
     {

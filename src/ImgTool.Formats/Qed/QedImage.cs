@@ -39,10 +39,10 @@ internal sealed partial class QedImage : IImage, IBackingChain, ICheckable
 
     public QedHeader Header { get; private set; }
 
-    public QedGeometry Geometry { get; }
+    public QedGeometry Geometry { get; private set; }
 
     /// <summary>The L1 entries that map the disk (<see cref="QedGeometry.L1EntriesUsed"/>), as stored.</summary>
-    internal long[] L1 { get; }
+    internal long[] L1 { get; private set; }
 
     internal QedL2Cache L2Cache { get; }
 

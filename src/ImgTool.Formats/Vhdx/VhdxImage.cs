@@ -25,7 +25,7 @@ internal sealed record VhdxLayoutInfo(
 /// allocation is serialized, and BAT changes reach the file through the log on flush and close
 /// (spec 2.3: metadata is updated only through the log).
 /// </summary>
-internal sealed class VhdxImage : IImage, IBackingChain, ICheckable
+internal sealed partial class VhdxImage : IImage, IBackingChain, ICheckable
 {
     private const int BatPageBytes = 4096;
     private const int EntriesPerBatPage = BatPageBytes / VhdxBatGeometry.EntryBytes;

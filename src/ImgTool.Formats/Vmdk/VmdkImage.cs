@@ -17,7 +17,7 @@ internal sealed record VmdkDescriptorPlace(long OffsetBytes, long CapacityBytes,
 /// extent boundaries; unallocated grains read from the parent (after checking that the parent's CID is the
 /// parentCID this disk was made against, as VMware and QEMU do).
 /// </summary>
-internal class VmdkImage : IImage, IBackingChain, ICheckable
+internal partial class VmdkImage : IImage, IBackingChain, ICheckable
 {
     private readonly VmdkExtent[] _extents;
     private readonly long[] _starts;
