@@ -28,6 +28,7 @@ public static class ImgToolCli
         root.Subcommands.Add(CheckCommand.Build(context));
         root.Subcommands.Add(SnapshotCommand.Build(context));
         root.Subcommands.Add(AmendCommand.Build(context));
+        root.Subcommands.Add(MeasureCommand.Build(context));
         root.Subcommands.Add(BootCommand.Build(context));
 
         if (args is ["--version" or "-V"])
