@@ -29,6 +29,7 @@ public static class ImgToolCli
         root.Subcommands.Add(SnapshotCommand.Build(context));
         root.Subcommands.Add(AmendCommand.Build(context));
         root.Subcommands.Add(MeasureCommand.Build(context));
+        root.Subcommands.Add(DdCommand.Build(context));
         root.Subcommands.Add(BootCommand.Build(context));
 
         if (args is ["--version" or "-V"])
