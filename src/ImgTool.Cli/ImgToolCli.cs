@@ -30,6 +30,7 @@ public static class ImgToolCli
         root.Subcommands.Add(AmendCommand.Build(context));
         root.Subcommands.Add(MeasureCommand.Build(context));
         root.Subcommands.Add(DdCommand.Build(context));
+        root.Subcommands.Add(BenchCommand.Build(context));
         root.Subcommands.Add(BootCommand.Build(context));
 
         if (args is ["--version" or "-V"])
