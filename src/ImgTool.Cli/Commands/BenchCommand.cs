@@ -57,6 +57,7 @@ internal static class BenchCommand
                 cacheMode,
                 parse.GetValue(forceShare));
             BenchOperation.Validate(options);
+            // -q: nothing but errors (qemu-img 7.2 prints its two lines even with -q).
             bool quiet = parse.GetValue(context.Quiet);
             bool json = parse.IsJson(output);
             if (!quiet && !json)
@@ -84,10 +85,36 @@ internal static class BenchCommand
         string.Create(CultureInfo.InvariantCulture, $"Sending {options.Count} {(options.Write ? "write" : "read")} requests, {options.BufferBytes} bytes each, {options.Depth} in parallel (starting at offset {options.OffsetBytes}, step size {options.EffectiveStepBytes})\n")
         + (options.FlushInterval > 0 ? string.Create(CultureInfo.InvariantCulture, $"Sending flush every {options.FlushInterval} requests\n") : string.Empty);
 
+    /// <summary>Whole numbers as qemu-img reads them here (strtol with base 0): decimal, 0x hexadecimal, 0 octal.</summary>
     private static int Int(string? text, int fallback, string error, int max = int.MaxValue) =>
         text is null ? fallback
-        : int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int value) && value >= 0 && value <= max ? value
+        : TryParseC(text, out long value) && value >= 0 && value <= max ? (int)value
         : throw new InvalidOptionException(error);
+
+    private static bool TryParseC(string text, out long value)
+    {
+        value = 0;
+        string digits = text.StartsWith('+') ? text[1..] : text;
+        try
+        {
+            if (digits.StartsWith("0x", StringComparison.OrdinalIgnoreCase) && digits.Length > 2)
+            {
+                return long.TryParse(digits[2..], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value);
+            }
+
+            if (digits.Length > 1 && digits[0] == '0')
+            {
+                value = Convert.ToInt64(digits[1..], 8);
+                return true;
+            }
+        }
+        catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
+        {
+            return false;
+        }
+
+        return digits.Length > 0 && char.IsAsciiDigit(digits[0]) && long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out value);
+    }
 
     private static long Size(string? text, long fallback, string error, long max = long.MaxValue) =>
         text is null ? fallback

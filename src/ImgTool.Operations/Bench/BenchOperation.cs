@@ -52,9 +52,11 @@ public sealed class BenchOperation(ImageOpener opener)
             new ImageOpenRequest(options.Format, ReadOnly: !options.Write, ForceShare: options.ForceShare, Cache: options.Cache),
             cancellationToken).ConfigureAwait(false);
         long size = image.SizeBytes;
-        if (options.Count > 0 && (options.OffsetBytes > size - options.BufferBytes || options.BufferBytes > size))
+        if (FirstRequestPastEnd(options, size) is var past and >= 0)
         {
-            throw new InvalidOptionException($"Failed request: a {options.BufferBytes}-byte request at offset {options.OffsetBytes} reaches past the end of the image ({size} bytes)", options.FileName);
+            throw new InvalidOptionException(
+                $"Failed request: request {past + 1} ({options.BufferBytes} bytes at offset {RequestOffset(past, options, size)}) would reach past the end of the image ({size} bytes); nothing was sent",
+                options.FileName);
         }
 
         var stopwatch = Stopwatch.StartNew();
@@ -62,8 +64,8 @@ public sealed class BenchOperation(ImageOpener opener)
         return new BenchResult(options, stopwatch.Elapsed, flushes);
     }
 
-    /// <summary>Offset of request <paramref name="index"/>: QEMU adds the step and wraps modulo (size - buffer), or
-    /// stays at 0 when the buffer is the whole image.</summary>
+    /// <summary>Offset of request <paramref name="index"/>: QEMU's bench_cb adds the step and wraps modulo the image size
+    /// (0 for an empty image); the first request is at the offset as given.</summary>
     public static long RequestOffset(long index, BenchOptions options, long imageSizeBytes)
     {
         if (index == 0)
@@ -71,8 +73,26 @@ public sealed class BenchOperation(ImageOpener opener)
             return options.OffsetBytes;
         }
 
-        long span = imageSizeBytes - options.BufferBytes;
-        return span <= 0 ? 0 : (long)((((UInt128)(ulong)options.OffsetBytes) + ((UInt128)(ulong)index * (ulong)options.EffectiveStepBytes)) % (ulong)span);
+        return imageSizeBytes == 0 ? 0 : (long)((((UInt128)(ulong)options.OffsetBytes) + ((UInt128)(ulong)index * (ulong)options.EffectiveStepBytes)) % (ulong)imageSizeBytes);
+    }
+
+    /// <summary>The first request of the run that would reach past the end of the image, or -1. QEMU finds out when that
+    /// request fails ("Failed request: Input/output error"), after writing the ones before it; the offsets are known in
+    /// advance, so imgtool refuses the run before it sends anything.</summary>
+    public static long FirstRequestPastEnd(BenchOptions options, long imageSizeBytes)
+    {
+        // After the first request the offsets repeat with a period of size / gcd(step, size): no need to look further.
+        long period = imageSizeBytes == 0 ? 1 : imageSizeBytes / (long)System.Numerics.BigInteger.GreatestCommonDivisor(options.EffectiveStepBytes % imageSizeBytes, imageSizeBytes);
+        long checks = Math.Min(options.Count, period + 1);
+        for (long index = 0; index < checks; index++)
+        {
+            if (RequestOffset(index, options, imageSizeBytes) > imageSizeBytes - options.BufferBytes)
+            {
+                return index;
+            }
+        }
+
+        return -1;
     }
 
     /// <summary>
@@ -215,6 +235,11 @@ public sealed class BenchOperation(ImageOpener opener)
         if (options.FlushInterval > 0 && !options.Write)
         {
             throw new InvalidOptionException("--flush-interval is only available in write tests");
+        }
+
+        if (options.FlushInterval > 0 && options.FlushInterval < options.Depth)
+        {
+            throw new InvalidOptionException("Flush interval can't be smaller than depth");
         }
     }
 }
