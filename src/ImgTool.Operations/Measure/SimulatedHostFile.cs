@@ -6,7 +6,7 @@ namespace ImgTool.Operations.Measure;
 /// <summary>
 /// The in-memory host file a simulated convert writes into (<see cref="ConvertSimulation"/>): sparse 4 KiB pages, where a
 /// page holding only <see cref="FillByte"/> (the stand-in for guest data) is kept as a mark instead of bytes, so
-/// the data of a large disk costs a dictionary entry per page while metadata is kept exactly. Past a budget of
+/// the data of a large disk costs a bit per page (<see cref="SimulatedPageTable"/>) while metadata is kept exactly. Past a budget of
 /// real bytes, further pages are only counted: a later read of one is refused, so nothing is ever measured wrong.
 /// </summary>
 internal sealed class SimulatedHostFile(string path, SimulationBudget budget) : IHostFile
@@ -19,7 +19,7 @@ internal sealed class SimulatedHostFile(string path, SimulationBudget budget) : 
     private static readonly byte[] Dropped = new byte[1];
 
     // A null value is a page of FillByte only.
-    private readonly Dictionary<long, byte[]?> _pages = [];
+    private readonly SimulatedPageTable _pages = new();
     private readonly Lock _lock = new();
     private long _length;
 
@@ -223,11 +223,11 @@ internal sealed class SimulatedHostFile(string path, SimulationBudget budget) : 
 
         if (page.IndexOfAnyExcept(FillByte) < 0)
         {
-            _pages[index] = null;
+            _pages.Set(index, null);
         }
         else
         {
-            _pages[index] = budget.TryTake(PageSize) ? page.ToArray() : Dropped;
+            _pages.Set(index, budget.TryTake(PageSize) ? page.ToArray() : Dropped);
         }
     }
 
