@@ -112,9 +112,10 @@ public sealed class MeasureOperation(ImageOpener opener)
     {
         long clusters = 0;
         long nextUncounted = 0;
-        for (long offset = 0; offset < source.SizeBytes;)
+        long size = source.SizeBytes; // once: a raw image asks the host file (fstat) each time
+        for (long offset = 0; offset < size;)
         {
-            BlockStatus status = await BackingChainStatus.GetAsync(source, offset, Math.Min(QueryBytes, source.SizeBytes - offset), cancellationToken).ConfigureAwait(false);
+            BlockStatus status = await BackingChainStatus.GetAsync(source, offset, Math.Min(QueryBytes, size - offset), cancellationToken).ConfigureAwait(false);
             long end = offset + status.LengthBytes;
             if (status.Kind == BlockStatusKind.Data && !status.DataIsHostHole)
             {
