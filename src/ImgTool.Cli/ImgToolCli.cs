@@ -31,6 +31,9 @@ public static class ImgToolCli
         root.Subcommands.Add(CommitCommand.Build(context));
         root.Subcommands.Add(RebaseCommand.Build(context));
         root.Subcommands.Add(ResizeCommand.Build(context));
+        root.Subcommands.Add(MeasureCommand.Build(context));
+        root.Subcommands.Add(DdCommand.Build(context));
+        root.Subcommands.Add(BenchCommand.Build(context));
         root.Subcommands.Add(BootCommand.Build(context));
 
         if (args is ["--version" or "-V"])

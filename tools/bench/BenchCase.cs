@@ -143,6 +143,7 @@ internal static class BenchCases
         ConvertFrom("qcow2-raw", "qcow2->raw", "qcow2"),
         ConvertTo("qcow2-zlib", "raw->qcow2 -c zlib", "qcow2", compress: true),
         ConvertTo("qcow2-zstd", "raw->qcow2 -c zstd", "qcow2", ["-o", "compression_type=zstd"], compress: true),
+        .. MeasureBenchCases.All,
         new BenchCase
         {
             Id = "check-qcow2",
