@@ -196,8 +196,6 @@ internal sealed unsafe partial class BlockEmitter
         }
     }
 
-    private static readonly bool NoInline = Environment.GetEnvironmentVariable("IMGTOOL_JIT_CALLI") == "1";
-
     private void EmitCpu() => _il.Emit(OpCodes.Ldarg_1);
 
     private void EmitOps() => _il.Emit(OpCodes.Ldarg_0);
@@ -213,7 +211,7 @@ internal sealed unsafe partial class BlockEmitter
         EmitOps();
         _il.Emit(OpCodes.Ldc_I4, _region.FirstOp[_member] + _index);
         _il.Emit(OpCodes.Ldelema, typeof(MicroOp));
-        if (!NoInline && HandlerTable.Find(op.Handler) is MethodInfo handler)
+        if (HandlerTable.Find(op.Handler) is MethodInfo handler)
         {
             _il.Emit(OpCodes.Call, handler);
         }
