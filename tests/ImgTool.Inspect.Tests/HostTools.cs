@@ -44,7 +44,8 @@ internal static class HostTools
             WorkingDirectory = directory ?? string.Empty,
         };
         start.Environment["MTOOLS_SKIP_CHECK"] = "1";
-        start.Environment["LC_ALL"] = "C";
+        // UTF-8, so that mtools stores and prints non-ASCII long names as they are.
+        start.Environment["LC_ALL"] = "C.UTF-8";
         Process process;
         try
         {
