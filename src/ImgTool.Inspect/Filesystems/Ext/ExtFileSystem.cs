@@ -218,7 +218,13 @@ internal sealed class ExtFileSystem : IGuestFileSystem
 
         CheckBlock(table, $"inode table of group {group}");
         byte[] raw = await volume.ReadBytesAsync((table * sb.BlockSizeBytes) + (index * sb.InodeSizeBytes), sb.InodeSizeBytes, $"inode {number}", cancellationToken).ConfigureAwait(false);
-        return ExtInode.Read(number, raw);
+        ExtInode inode = ExtInode.Read(number, raw);
+        if (inode.SizeBytes < 0)
+        {
+            throw new FilesystemCorruptException($"inode {number} has an impossible size");
+        }
+
+        return inode;
     }
 
     private void CheckBlock(long block, string what)
