@@ -29,7 +29,12 @@ internal sealed class ExtFileSystem : IGuestFileSystem
     private readonly DiskView volume;
     private readonly ExtSuperblock sb;
     private readonly long groupCount;
+    /// <summary>Inode tables found so far, by group (a listing reads many inodes of the same few groups).</summary>
+    private readonly Dictionary<long, long> inodeTables = [];
     private (uint Inode, List<Run> Runs)? lastRuns;
+
+    /// <summary>The last inode-table block read: the inodes of one directory are usually neighbours.</summary>
+    private (long Offset, byte[] Data)? lastInodeBlock;
 
     private ExtFileSystem(DiskView volume, ExtSuperblock sb, long groupCount, string type)
     {
@@ -208,16 +213,29 @@ internal sealed class ExtFileSystem : IGuestFileSystem
 
         long group = (number - 1) / sb.InodesPerGroup;
         long index = (number - 1) % sb.InodesPerGroup;
-        long descriptorOffset = ((sb.FirstDataBlock + 1L) * sb.BlockSizeBytes) + (group * sb.DescriptorSizeBytes);
-        byte[] descriptor = await volume.ReadBytesAsync(descriptorOffset, sb.DescriptorSizeBytes, "ext group descriptor", cancellationToken).ConfigureAwait(false);
-        long table = BinaryPrimitives.ReadUInt32LittleEndian(descriptor.AsSpan(GroupInodeTableLoField));
-        if (sb.Is64Bit && sb.DescriptorSizeBytes >= 64)
+        if (!inodeTables.TryGetValue(group, out long table))
         {
-            table |= (long)BinaryPrimitives.ReadUInt32LittleEndian(descriptor.AsSpan(GroupInodeTableHiField)) << 32;
+            long descriptorOffset = ((sb.FirstDataBlock + 1L) * sb.BlockSizeBytes) + (group * sb.DescriptorSizeBytes);
+            byte[] descriptor = await volume.ReadBytesAsync(descriptorOffset, sb.DescriptorSizeBytes, "ext group descriptor", cancellationToken).ConfigureAwait(false);
+            table = BinaryPrimitives.ReadUInt32LittleEndian(descriptor.AsSpan(GroupInodeTableLoField));
+            if (sb.Is64Bit && sb.DescriptorSizeBytes >= 64)
+            {
+                table |= (long)BinaryPrimitives.ReadUInt32LittleEndian(descriptor.AsSpan(GroupInodeTableHiField)) << 32;
+            }
+
+            CheckBlock(table, $"inode table of group {group}");
+            inodeTables[group] = table;
         }
 
-        CheckBlock(table, $"inode table of group {group}");
-        byte[] raw = await volume.ReadBytesAsync((table * sb.BlockSizeBytes) + (index * sb.InodeSizeBytes), sb.InodeSizeBytes, $"inode {number}", cancellationToken).ConfigureAwait(false);
+        long inodeOffset = (table * sb.BlockSizeBytes) + (index * sb.InodeSizeBytes);
+        long blockOffset = inodeOffset - (inodeOffset % sb.BlockSizeBytes);
+        if (lastInodeBlock is not { } cached || cached.Offset != blockOffset)
+        {
+            cached = (blockOffset, await volume.ReadBytesAsync(blockOffset, sb.BlockSizeBytes, $"inode {number}", cancellationToken).ConfigureAwait(false));
+            lastInodeBlock = cached;
+        }
+
+        ReadOnlySpan<byte> raw = cached.Data.AsSpan((int)(inodeOffset - blockOffset), sb.InodeSizeBytes);
         ExtInode inode = ExtInode.Read(number, raw);
         if (inode.SizeBytes < 0)
         {
