@@ -25,6 +25,7 @@ internal sealed class ExtFileSystem : IGuestFileSystem
     private const int GroupInodeTableLoField = 8;
     private const int GroupInodeTableHiField = 0x28;
     private const uint IncompatMetaBg = 0x10;
+    private const int InodeCacheBytes = 4 << 20;
 
     private readonly DiskView volume;
     private readonly ExtSuperblock sb;
@@ -33,8 +34,9 @@ internal sealed class ExtFileSystem : IGuestFileSystem
     private readonly Dictionary<long, long> inodeTables = [];
     private (uint Inode, List<Run> Runs)? lastRuns;
 
-    /// <summary>The last inode-table block read: the inodes of one directory are usually neighbours.</summary>
-    private (long Offset, byte[] Data)? lastInodeBlock;
+    /// <summary>Inode-table blocks read so far, up to <see cref="InodeCacheBytes"/>: the inodes of one directory sit in
+    /// a few blocks, but an htree lists them in hash order, so one cached block would miss almost every time.</summary>
+    private readonly Dictionary<long, byte[]> inodeBlocks = [];
 
     private ExtFileSystem(DiskView volume, ExtSuperblock sb, long groupCount, string type)
     {
@@ -229,13 +231,18 @@ internal sealed class ExtFileSystem : IGuestFileSystem
 
         long inodeOffset = (table * sb.BlockSizeBytes) + (index * sb.InodeSizeBytes);
         long blockOffset = inodeOffset - (inodeOffset % sb.BlockSizeBytes);
-        if (lastInodeBlock is not { } cached || cached.Offset != blockOffset)
+        if (!inodeBlocks.TryGetValue(blockOffset, out byte[]? block))
         {
-            cached = (blockOffset, await volume.ReadBytesAsync(blockOffset, sb.BlockSizeBytes, $"inode {number}", cancellationToken).ConfigureAwait(false));
-            lastInodeBlock = cached;
+            if ((long)(inodeBlocks.Count + 1) * sb.BlockSizeBytes > InodeCacheBytes)
+            {
+                inodeBlocks.Clear();
+            }
+
+            block = await volume.ReadBytesAsync(blockOffset, sb.BlockSizeBytes, $"inode {number}", cancellationToken).ConfigureAwait(false);
+            inodeBlocks[blockOffset] = block;
         }
 
-        ReadOnlySpan<byte> raw = cached.Data.AsSpan((int)(inodeOffset - blockOffset), sb.InodeSizeBytes);
+        ReadOnlySpan<byte> raw = block.AsSpan((int)(inodeOffset - blockOffset), sb.InodeSizeBytes);
         ExtInode inode = ExtInode.Read(number, raw);
         if (inode.SizeBytes < 0)
         {

@@ -29,6 +29,9 @@ internal sealed class FatFileSystem : IGuestFileSystem
     private readonly FatBootSector boot;
     private byte[]? fat;
 
+    /// <summary>The chain of the file read last: cat reads one file in many pieces.</summary>
+    private (uint First, List<uint> Chain)? lastChain;
+
     public FatFileSystem(DiskView volume, FatBootSector boot)
     {
         this.volume = volume;
@@ -278,6 +281,11 @@ internal sealed class FatFileSystem : IGuestFileSystem
     /// <summary>The clusters of a chain from its first cluster to its end-of-chain mark.</summary>
     private async ValueTask<List<uint>> ChainAsync(uint first, string name, CancellationToken cancellationToken)
     {
+        if (lastChain is { } cached && cached.First == first)
+        {
+            return cached.Chain;
+        }
+
         var chain = new List<uint>();
         if (first == 0)
         {
@@ -302,6 +310,7 @@ internal sealed class FatFileSystem : IGuestFileSystem
             uint next = Entry(table, cluster);
             if (next >= EndOfChain)
             {
+                lastChain = (first, chain);
                 return chain;
             }
 
