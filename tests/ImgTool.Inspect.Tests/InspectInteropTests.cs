@@ -18,6 +18,8 @@ public sealed class InspectInteropTests(ProbeDisks disks) : IClassFixture<ProbeD
     [InlineData("raw")]
     [InlineData("qcow2")]
     [InlineData("vmdk")]
+    [InlineData("vdi")]
+    [InlineData("vhdx")]
     public async Task Gpt_disk_agrees_with_sfdisk_and_blkid(string format) =>
         await AssertAgreesAsync(disks.Gpt, ProbeDisks.Converted(disks.Gpt, format), ProbeDisks.GptCases.Length);
 
@@ -25,8 +27,19 @@ public sealed class InspectInteropTests(ProbeDisks disks) : IClassFixture<ProbeD
     [InlineData("raw")]
     [InlineData("qcow2")]
     [InlineData("vmdk")]
+    [InlineData("vdi")]
+    [InlineData("vhdx")]
     public async Task Mbr_disk_with_logical_partitions_agrees_with_sfdisk_and_blkid(string format) =>
         await AssertAgreesAsync(disks.Mbr, ProbeDisks.Converted(disks.Mbr, format), ProbeDisks.MbrCases.Length);
+
+    [Fact]
+    public async Task A_qcow2_overlay_is_read_through_its_backing_chain()
+    {
+        using var dir = new TempDir();
+        string overlay = dir.File("overlay.qcow2");
+        await HostTools.Run("qemu-img", "create", "-f", "qcow2", "-b", disks.Mbr, "-F", "raw", overlay);
+        await AssertAgreesAsync(disks.Mbr, overlay, ProbeDisks.MbrCases.Length);
+    }
 
     [Fact]
     public async Task Every_gpt_case_was_recognised()

@@ -51,7 +51,7 @@ public sealed class ProbeDisks : IDisposable
         BuildMbr().GetAwaiter().GetResult();
         foreach (string disk in new[] { Gpt, Mbr })
         {
-            foreach (string format in new[] { "qcow2", "vmdk" })
+            foreach (string format in new[] { "qcow2", "vmdk", "vdi", "vhdx" })
             {
                 HostTools.Run("qemu-img", "convert", "-f", "raw", "-O", format, disk, Path.ChangeExtension(disk, format)).GetAwaiter().GetResult();
             }
