@@ -82,7 +82,7 @@ public static class DiskInspector
 
             try
             {
-                IGuestFileSystem fs = await GuestFileSystems.OpenAsync(view, volume.Filesystem, cancellationToken).ConfigureAwait(false);
+                IGuestFileSystem fs = new ListingCache(await GuestFileSystems.OpenAsync(view, volume.Filesystem, cancellationToken).ConfigureAwait(false));
                 foreach (var (loader, marker, config) in await BootFiles.FindAsync(fs, cancellationToken).ConfigureAwait(false))
                 {
                     loaders.Add(new BootloaderInfo(loader, $"{where}: {marker}", config));
