@@ -28,6 +28,17 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v cpio >/dev/null 2>&1 || need+=(cpio)
 command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 [ -e /usr/lib/grub/i386-pc/boot.img ] || need+=(grub-pc-bin)
+# imgtool inspect / ls / cat (issue 16): the disks its tests compare with blkid, sfdisk and debugfs are made by
+# Debian's own partitioning and mkfs tools.
+command -v sgdisk >/dev/null 2>&1 || need+=(gdisk)
+command -v mkfs.xfs >/dev/null 2>&1 || need+=(xfsprogs)
+command -v mkfs.btrfs >/dev/null 2>&1 || need+=(btrfs-progs)
+command -v mkfs.exfat >/dev/null 2>&1 || need+=(exfatprogs)
+command -v mkntfs >/dev/null 2>&1 || need+=(ntfs-3g)
+command -v cryptsetup >/dev/null 2>&1 || need+=(cryptsetup-bin)
+command -v pvcreate >/dev/null 2>&1 || need+=(lvm2)
+command -v genisoimage >/dev/null 2>&1 || need+=(genisoimage)
+command -v blkid >/dev/null 2>&1 || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || {

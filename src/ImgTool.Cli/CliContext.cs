@@ -10,6 +10,9 @@ internal sealed class CliContext(TextWriter output, TextWriter error, bool outpu
 
     public TextWriter Error { get; } = error;
 
+    /// <summary>Where binary output goes (cat): stdout's byte stream, or the caller's stream in tests.</summary>
+    public Stream? BinaryOutput { get; init; }
+
     public bool OutputIsTerminal { get; } = !outputRedirected;
 
     /// <summary>Set once the command line is parsed: it depends on global options.</summary>

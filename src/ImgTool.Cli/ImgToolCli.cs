@@ -11,9 +11,13 @@ public static class ImgToolCli
     public static string Version { get; } =
         typeof(ImgToolCli).Assembly.GetName().Version is { } v ? $"{v.Major}.{v.Minor}.{v.Build}" : "0.0.0";
 
-    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, bool outputRedirected = true, CancellationToken cancellationToken = default)
+    public static Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, bool outputRedirected = true, CancellationToken cancellationToken = default) =>
+        RunAsync(args, output, error, null, outputRedirected, cancellationToken);
+
+    /// <param name="binaryOutput">Where `cat` writes file content (stdout's byte stream when null).</param>
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, Stream? binaryOutput, bool outputRedirected = true, CancellationToken cancellationToken = default)
     {
-        var context = new CliContext(output, error, outputRedirected, FormatRegistry.Default);
+        var context = new CliContext(output, error, outputRedirected, FormatRegistry.Default) { BinaryOutput = binaryOutput };
         var root = new RootCommand("imgtool: create, inspect, convert and verify disk images (qemu-img compatible)");
         root.Options.Add(context.Debug);
         root.Options.Add(context.Quiet);
@@ -35,6 +39,10 @@ public static class ImgToolCli
         root.Subcommands.Add(DdCommand.Build(context));
         root.Subcommands.Add(BenchCommand.Build(context));
         root.Subcommands.Add(BootCommand.Build(context));
+        root.Subcommands.Add(InspectCommand.Build(context));
+        root.Subcommands.Add(LsCommand.Build(context));
+        root.Subcommands.Add(CatCommand.Build(context));
+        root.Subcommands.Add(CopyOutCommand.Build(context));
 
         if (args is ["--version" or "-V"])
         {

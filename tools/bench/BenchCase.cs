@@ -175,6 +175,9 @@ internal static class BenchCases
         BootCase.Create(),
         LinuxBootCase.ToMarker(),
         LinuxBootCase.ToHashes(),
+        InspectCases.Inspect(),
+        InspectCases.List(),
+        InspectCases.Cat(),
     ];
 
     /// <summary>raw -> FORMAT with the same flags for both tools; the output is compared with the source by qemu-img.</summary>

@@ -16,6 +16,9 @@ command -v syslinux >/dev/null 2>&1 || need+=(syslinux)
 command -v mcopy >/dev/null 2>&1 || need+=(mtools)
 command -v mkfs.fat >/dev/null 2>&1 || need+=(dosfstools)
 command -v sfdisk >/dev/null 2>&1 || need+=(fdisk)
+# The inspect, ls-ext4 and cat-ext4 cases: their peers and the tools that make their inputs.
+command -v sgdisk >/dev/null 2>&1 || need+=(gdisk)
+command -v debugfs >/dev/null 2>&1 || need+=(e2fsprogs)
 if [ ${#need[@]} -gt 0 ]; then
   echo "run.sh: installing ${need[*]}" >&2
   apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"

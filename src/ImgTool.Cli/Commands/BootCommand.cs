@@ -72,13 +72,15 @@ internal static class BootCommand
                     await File.WriteAllTextAsync(log, report.Serial, cancellationToken).ConfigureAwait(false);
                 }
 
+                // A failed boot names the disk's layout (issue 16): no bootable partition, no boot code, no table.
+                string? layout = report.Success ? null : await ImgTool.Inspect.Inspection.LayoutSummary.DescribeAsync(context.Opener, options.FileName, options.Format, cancellationToken).ConfigureAwait(false);
                 if (parse.IsJson(output))
                 {
-                    await context.Output.WriteLineAsync(Json(report)).ConfigureAwait(false);
+                    await context.Output.WriteLineAsync(Json(report, layout)).ConfigureAwait(false);
                 }
                 else
                 {
-                    await context.Output.WriteAsync(Human(report)).ConfigureAwait(false);
+                    await context.Output.WriteAsync(Human(report, layout)).ConfigureAwait(false);
                 }
 
                 return report.Success ? 0 : 1;
@@ -134,12 +136,17 @@ internal static class BootCommand
         return TimeSpan.FromSeconds(value * scale);
     }
 
-    internal static string Human(BootReport report)
+    internal static string Human(BootReport report, string? layout = null)
     {
         var text = new System.Text.StringBuilder();
         if (!report.Success)
         {
             text.Append(CultureInfo.InvariantCulture, $"boot failed: {report.Diagnosis}\n");
+            if (layout is not null)
+            {
+                text.Append("disk layout: ").Append(layout).Append('\n');
+            }
+
             if (report.MissingPatterns.Count > 0)
             {
                 text.Append("expected on COM1 but not seen: ").AppendJoin(", ", report.MissingPatterns.Select(pattern => $"'{pattern}'")).Append('\n');
@@ -192,12 +199,13 @@ internal static class BootCommand
         _ => "instruction budget used up",
     };
 
-    private static string Json(BootReport report) => JsonText.Build(w =>
+    private static string Json(BootReport report, string? layout = null) => JsonText.Build(w =>
     {
         w.WriteStartObject();
         w.WriteBoolean("success", report.Success);
         w.WriteString("outcome", report.Outcome.ToString());
         w.WriteString("diagnosis", report.Diagnosis);
+        w.WriteOptionalString("disk-layout", layout);
         w.WriteNumber("instructions", report.Instructions);
         w.WriteNumber("mips", Math.Round(report.Mips, 2));
         w.WriteNumber("virtual-seconds", Math.Round(report.VirtualSeconds, 6));
