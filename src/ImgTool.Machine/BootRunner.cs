@@ -76,7 +76,7 @@ public sealed record BootReport(
 }
 
 /// <summary>What the translator did in a run: instructions retired in translated blocks, blocks translated, time spent translating.</summary>
-public sealed record TranslationReport(long InstructionsTranslated, long BlocksTranslated, long OpsTranslated, long OpsSpecialised, double CompileSeconds, double CompileCpuSeconds = 0);
+public sealed record TranslationReport(long InstructionsTranslated, long BlocksTranslated, long OpsTranslated, long OpsSpecialised, double CompileSeconds, double CompileCpuSeconds = 0, long Failures = 0);
 
 /// <summary>Boots a disk on the emulated PC and watches COM1 (SeaBIOS mirrors its screen there).</summary>
 public static class BootRunner
@@ -200,7 +200,7 @@ public static class BootRunner
             unmapped.Select(access => new UnemulatedPort(access.Port, access.Write, access.Count)).ToArray(),
             disk.SectorsWritten, endReason, missing,
             machine.Cpu.JitStatistics is { } jit
-                ? new TranslationReport(jit.InstructionsTranslated, jit.BlocksTranslated, jit.OpsTranslated, jit.OpsSpecialised, jit.CompileSeconds, jit.CompileCpuSeconds)
+                ? new TranslationReport(jit.InstructionsTranslated, jit.BlocksTranslated, jit.OpsTranslated, jit.OpsSpecialised, jit.CompileSeconds, jit.CompileCpuSeconds, jit.Failures)
                 : null);
     }
 

@@ -223,6 +223,7 @@ internal static class BootCommand
             w.WriteNumber("specialised-ops", translation.OpsSpecialised);
             w.WriteNumber("translation-seconds", Math.Round(translation.CompileSeconds, 6));
             w.WriteNumber("translation-cpu-seconds", Math.Round(translation.CompileCpuSeconds, 6));
+            w.WriteNumber("translation-failures", translation.Failures);
         }
 
         w.WriteStartArray("missing-patterns");

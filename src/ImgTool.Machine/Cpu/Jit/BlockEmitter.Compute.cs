@@ -242,5 +242,4 @@ internal sealed unsafe partial class BlockEmitter
         ReleaseTemp(offset);
         return value;
     }
-
 }

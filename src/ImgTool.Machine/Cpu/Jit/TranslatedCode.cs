@@ -33,6 +33,9 @@ internal sealed class JitStatistics
 
     public double CompileCpuSeconds => CompileCpuNanoseconds / 1e9;
 
+    /// <summary>Regions whose translation failed on the worker (a translator bug; they stay interpreted).</summary>
+    public long Failures;
+
     /// <summary>Instructions retired inside translated blocks.</summary>
     public long InstructionsTranslated;
 

@@ -50,8 +50,17 @@ internal static class TranslationWorker
                 continue; // its page's code was written meanwhile
             }
 
-            var code = request.Translator.Translate(request.Region, request.Stack32);
-            Volatile.Write(ref head.Translated, code);
+            try
+            {
+                var code = request.Translator.Translate(request.Region, request.Stack32);
+                Volatile.Write(ref head.Translated, code);
+            }
+            catch (Exception e) when (e is InvalidProgramException or NotSupportedException or ArgumentException or InvalidOperationException)
+            {
+                // A translator bug must not end the boot: the block stays interpreted (exact either way), and the
+                // failure is counted for the report. Synchronous translation (the tests) lets it propagate.
+                Interlocked.Increment(ref request.Translator.Statistics.Failures);
+            }
         }
     }
 
