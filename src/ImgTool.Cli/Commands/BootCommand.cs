@@ -142,14 +142,15 @@ internal static class BootCommand
         if (!report.Success)
         {
             text.Append(CultureInfo.InvariantCulture, $"boot failed: {report.Diagnosis}\n");
-            if (layout is not null)
-            {
-                text.Append("disk layout: ").Append(layout).Append('\n');
-            }
-
             if (report.MissingPatterns.Count > 0)
             {
                 text.Append("expected on COM1 but not seen: ").AppendJoin(", ", report.MissingPatterns.Select(pattern => $"'{pattern}'")).Append('\n');
+            }
+
+            // The layout explains the failure (no bootable partition, no boot code), after what failed.
+            if (layout is not null)
+            {
+                text.Append("disk layout: ").Append(layout).Append('\n');
             }
 
             // Terminal escape sequences (SeaBIOS's sercon clears the screen) are dropped from the tail.
