@@ -60,9 +60,9 @@ public sealed class BootOperation(ImageOpener opener)
             {
                 patterns.Add(new Regex(expect, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)));
             }
-            catch (ArgumentException e)
+            catch (RegexParseException e)
             {
-                throw new InvalidOptionException($"invalid --expect pattern '{expect}': {e.Message}");
+                throw new InvalidOptionException($"invalid --expect pattern '{expect}': {ExpectPatternError.Describe(e)}");
             }
         }
 

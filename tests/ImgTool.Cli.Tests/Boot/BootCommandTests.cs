@@ -129,6 +129,24 @@ public sealed class BootCommandTests : IDisposable
         Assert.Contains("invalid --expect pattern", pattern.Err, StringComparison.Ordinal);
     }
 
+    /// <summary>A bad pattern is explained in words, the same under NativeAOT (which has no exception message texts) as here.</summary>
+    [Theory]
+    [InlineData("(", "a '(' is never closed (at offset 1)")]
+    [InlineData("a)", "a ')' has no '(' to close (at offset 2)")]
+    [InlineData("[abc", "a '[' character class is never closed (at offset 4)")]
+    [InlineData("*x", "a quantifier (*, +, ? or {n}) follows nothing (at offset 1)")]
+    [InlineData("x\\", "the pattern ends in a lone backslash (at offset 2)")]
+    public async Task A_bad_expect_pattern_is_explained_in_words(string expect, string explanation)
+    {
+        string image = Path.Combine(_directory, "zero.img");
+        await File.WriteAllBytesAsync(image, new byte[1 << 20]);
+
+        var result = await Tools.Imgtool("boot", "-f", "raw", image, "--expect", expect);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal($"imgtool: invalid --expect pattern '{expect}': {explanation}", result.Err.TrimEnd('\n'));
+    }
+
     /// <summary>Assembles fixtures/bootsector/checksum.asm with nasm (Debian package 'nasm').</summary>
     private byte[] Assemble()
     {
