@@ -111,6 +111,22 @@ public sealed class BadInputTests : IDisposable
         AssertOneLineError(await Imgtool("create"));
     }
 
+    /// <summary>Issue 19: a misspelt option is named, with the nearest real one, not blamed on the file after it.</summary>
+    [Fact]
+    public async Task A_misspelt_option_is_named_with_the_nearest_one()
+    {
+        AssertOneLineError(await Imgtool("info", "--backing-chian", "ov.qcow2"),
+            "imgtool: unknown option '--backing-chian' (did you mean '--backing-chain'?)", extraLines: 1);
+        AssertOneLineError(await Imgtool("check", "--outptu", "json", "x"),
+            "imgtool: unknown option '--outptu' (did you mean '--output'?)", extraLines: 1);
+        AssertOneLineError(await Imgtool("map", "--zzzzzzzz", "x"), "imgtool: unknown option '--zzzzzzzz'", extraLines: 1);
+        AssertOneLineError(await Imgtool("info", "-Z", "x"), "imgtool: unknown option '-Z'", extraLines: 1);
+
+        // A negative size is an argument, not an option: resize's "-1G" still reaches the command.
+        RunResult shrink = await Imgtool("resize", _dir.File("missing.qcow2"), "-1G");
+        Assert.DoesNotContain("unknown option", shrink.Err, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Debug_adds_the_stack_trace()
     {
