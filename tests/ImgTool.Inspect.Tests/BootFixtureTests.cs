@@ -67,11 +67,10 @@ public sealed class BootFixtureTests
         output.Write(data);
     }
 
-    /// <summary>The fixture from the boot tests' cache (tests/ImgTool.Cli.Tests/Boot/LinuxFixture.cs keys it the same
-    /// way: a hash of the script and tools/fixtures/linux/), built there when missing.</summary>
+    /// <summary>The fixture from the boot tests' cache (tests/Shared/LinuxFixtureCache.cs), built there when missing.</summary>
     private static async Task<string> FixtureAsync(string bootloader)
     {
-        string folder = Path.Combine(Path.GetTempPath(), "imgtool-linux-fixture", CacheKey());
+        string folder = LinuxFixtureCache.Folder;
         string image = Path.Combine(folder, $"linux-{bootloader}.img");
         await Build.WaitAsync();
         try
@@ -80,7 +79,7 @@ public sealed class BootFixtureTests
             {
                 Directory.CreateDirectory(folder);
                 string partial = Path.Combine(folder, $"linux-{bootloader}.{Environment.ProcessId}.partial");
-                await HostTools.Run("bash", Path.Combine(RepositoryRoot, "tools", "fixtures", "make-linux-disk.sh"), partial, "--bootloader", bootloader);
+                await HostTools.Run("bash", LinuxFixtureCache.ScriptPath, partial, "--bootloader", bootloader);
                 File.Move(partial, image, overwrite: true);
             }
         }
@@ -92,31 +91,5 @@ public sealed class BootFixtureTests
         return image;
     }
 
-    private static string RepositoryRoot { get; } = FindRepositoryRoot();
-
-    private static string CacheKey()
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        string script = Path.Combine(RepositoryRoot, "tools", "fixtures", "make-linux-disk.sh");
-        var files = new List<string> { script };
-        files.AddRange(Directory.EnumerateFiles(Path.Combine(RepositoryRoot, "tools", "fixtures", "linux"), "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal));
-        foreach (string file in files)
-        {
-            hash.AppendData(System.Text.Encoding.UTF8.GetBytes(Path.GetRelativePath(RepositoryRoot, file) + "\n"));
-            hash.AppendData(File.ReadAllBytes(file));
-        }
-
-        return Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
-    }
-
-    private static string FindRepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "ImgTool.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException($"no ImgTool.sln above {AppContext.BaseDirectory}");
-    }
+    private static string RepositoryRoot => LinuxFixtureCache.RepositoryRoot;
 }

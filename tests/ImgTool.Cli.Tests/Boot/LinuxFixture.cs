@@ -40,9 +40,9 @@ public sealed class LinuxFixture
 
     private readonly ConcurrentDictionary<string, Lazy<Task<LinuxFixtureImage>>> _images = new();
 
-    public static string RepositoryRoot { get; } = FindRepositoryRoot();
+    public static string RepositoryRoot => ImgTool.TestSupport.LinuxFixtureCache.RepositoryRoot;
 
-    public static string ScriptPath => Path.Combine(RepositoryRoot, "tools", "fixtures", "make-linux-disk.sh");
+    public static string ScriptPath => ImgTool.TestSupport.LinuxFixtureCache.ScriptPath;
 
     /// <summary>"ImgTool Linux fixture: sha256 DEVICE HEX", as init prints it.</summary>
     public static string HashLine(string device, string sha256) => $"{Prefix}sha256 {device} {sha256}";
@@ -83,7 +83,7 @@ public sealed class LinuxFixture
 
     private static async Task<LinuxFixtureImage> BuildAsync(string bootloader)
     {
-        string folder = Path.Combine(Path.GetTempPath(), "imgtool-linux-fixture", CacheKey());
+        string folder = ImgTool.TestSupport.LinuxFixtureCache.Folder;
         Directory.CreateDirectory(folder);
         string image = Path.Combine(folder, $"linux-{bootloader}.img");
         if (!File.Exists(image))
@@ -98,33 +98,6 @@ public sealed class LinuxFixture
 
         var (disk, data, offset, length) = Hashes(image);
         return new LinuxFixtureImage(image, bootloader, disk, data, offset, length);
-    }
-
-    /// <summary>SHA-256 over the script and every file under tools/fixtures/linux/ (names and contents).</summary>
-    private static string CacheKey()
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        string linux = Path.Combine(RepositoryRoot, "tools", "fixtures", "linux");
-        var files = new List<string> { ScriptPath };
-        files.AddRange(Directory.EnumerateFiles(linux, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal));
-        foreach (string file in files)
-        {
-            hash.AppendData(System.Text.Encoding.UTF8.GetBytes(Path.GetRelativePath(RepositoryRoot, file) + "\n"));
-            hash.AppendData(File.ReadAllBytes(file));
-        }
-
-        return Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
-    }
-
-    private static string FindRepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "ImgTool.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException($"no ImgTool.sln above {AppContext.BaseDirectory}");
     }
 }
 

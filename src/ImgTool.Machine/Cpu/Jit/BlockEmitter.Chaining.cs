@@ -103,20 +103,6 @@ internal sealed partial class BlockEmitter
         }
     }
 
-    /// <summary>Whether some member jumps to a member (itself included): then members share the register-cache state.</summary>
-    private static bool HasInternalJump(Region region)
-    {
-        for (int i = 0; i < region.Blocks.Length; i++)
-        {
-            if (region.MayChain[i] && Region.DirectTargets(region.Blocks[i]).Any(target => region.IndexOf(target) >= 0))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
     /// <summary>A superset of the registers the ops name (a byte register's number and its 32-bit register), ESP always.</summary>
     private static int RegistersUsed(MicroOp[] ops)
     {

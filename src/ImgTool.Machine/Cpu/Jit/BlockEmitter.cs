@@ -64,7 +64,7 @@ internal sealed unsafe partial class BlockEmitter
             _blockLabels[i] = il.DefineLabel();
         }
 
-        _regionRegisters = region.Blocks.Length > 1 || HasInternalJump(region) ? RegistersUsed(region.Ops) : 0;
+        _regionRegisters = region.HasInternalJump ? RegistersUsed(region.Ops) : 0;
         _entryEip = il.DeclareLocal(typeof(uint));
         _entryInstructions = il.DeclareLocal(typeof(long));
         _registerBase = il.DeclareLocal(typeof(uint).MakeByRefType());
@@ -151,8 +151,6 @@ internal sealed unsafe partial class BlockEmitter
 
         return specialised;
     }
-
-    private int CurrentOpIndex => _index;
 
     /// <summary>EIP delta of the current block from the head (members lie on the head's page, so linear and physical deltas agree).</summary>
     private int BlockDelta => (int)(_block.Physical - _region.Head.Physical);

@@ -23,7 +23,14 @@ internal sealed class Region
         Ops = ops;
         FirstOp = firstOp;
         MayChain = mayChain;
+        for (int i = 0; i < blocks.Length && !HasInternalJump; i++)
+        {
+            HasInternalJump = mayChain[i] && DirectTargets(blocks[i]).Any(target => IndexOf(target) >= 0);
+        }
     }
+
+    /// <summary>Whether some member jumps to a member (itself included): then members share the register-cache state.</summary>
+    public bool HasInternalJump { get; }
 
     /// <summary>The members, the head first.</summary>
     public CodeBlock[] Blocks { get; }
@@ -62,11 +69,12 @@ internal sealed class Region
     public static Region Build(CodeBlock head, Func<uint, CodeBlock?> decoded)
     {
         var blocks = new List<CodeBlock> { head };
+        var mayChain = new List<bool> { head.Code32 && BoundaryNeutral(head) };
         int ops = head.Count;
         uint page = head.Physical >> PhysicalMemory.PageShift;
-        for (int i = 0; i < blocks.Count && head.Code32; i++)
+        for (int i = 0; i < blocks.Count; i++)
         {
-            if (!BoundaryNeutral(blocks[i]))
+            if (!mayChain[i])
             {
                 continue;
             }
@@ -81,6 +89,7 @@ internal sealed class Region
                 if (decoded(target) is { Valid: true, Code32: true } member && blocks.Count < MaxBlocks && ops + member.Count <= MaxOps)
                 {
                     blocks.Add(member);
+                    mayChain.Add(BoundaryNeutral(member));
                     ops += member.Count;
                 }
             }
@@ -88,17 +97,15 @@ internal sealed class Region
 
         var all = new MicroOp[ops];
         var first = new int[blocks.Count];
-        var mayChain = new bool[blocks.Count];
         int at = 0;
         for (int i = 0; i < blocks.Count; i++)
         {
             first[i] = at;
             blocks[i].Ops.AsSpan(0, blocks[i].Count).CopyTo(all.AsSpan(at));
             at += blocks[i].Count;
-            mayChain[i] = head.Code32 && BoundaryNeutral(blocks[i]);
         }
 
-        return new Region([.. blocks], all, first, mayChain);
+        return new Region([.. blocks], all, first, [.. mayChain]);
     }
 
     /// <summary>The physical addresses a block ending in a 32-bit Jcc or JMP rel goes to (taken first); none otherwise.</summary>
