@@ -136,6 +136,7 @@ internal sealed unsafe partial class X86Cpu
         GdtLimit = IdtLimit = 0xFFFF;
         Ldtr = Tr = new SegmentRegister { Limit = 0xFFFF, Attributes = Descriptor.Present | Descriptor.Tss16Busy };
         Cpl = 0;
+        SelectTlbSet();
         Halted = false;
         InterruptShadow = false;
         ClearFault();

@@ -11,14 +11,10 @@ namespace ImgTool.Machine.Cpu.Jit;
 internal sealed unsafe partial class BlockEmitter
 {
     private Label? _guardFailed;
-    private bool _stack32;
+    private readonly TranslationContext _context;
 
-    /// <summary>The SS size the translation assumes for PUSH/POP (checked on entry); set by the translator.</summary>
-    public bool Stack32
-    {
-        get => _stack32;
-        init => _stack32 = value;
-    }
+    /// <summary>The segments whose accesses were emitted without base and limit (flat when translated): checked on entry.</summary>
+    private int _assumedFlat;
 
     private bool TrySpecialise(ref MicroOp op, bool last, out bool setsEip)
     {
@@ -113,8 +109,10 @@ internal sealed unsafe partial class BlockEmitter
     }
 
     /// <summary>
-    /// Entry checks of assumptions made at translation time; if one fails, the interpreter runs the block. Translated
-    /// PUSH/POP assume the SS size seen then; jumps to other members assume a flat CS (no member beyond its limit).
+    /// Entry checks of assumptions made at translation time (<see cref="TranslationContext"/>); if one fails, the
+    /// interpreter runs the block. Emitted after the body, once it is known what the body assumed: translated
+    /// PUSH/POP the SS size seen then, memory accesses the TLB set and the flat segments, jumps to other members a
+    /// flat CS (no member beyond its limit).
     /// </summary>
     private void EmitGuards()
     {
@@ -124,7 +122,7 @@ internal sealed unsafe partial class BlockEmitter
             {
                 EmitCpu();
                 _il.Emit(OpCodes.Call, CpuMembers.GetStack32);
-                _il.Emit(_stack32 ? OpCodes.Brfalse : OpCodes.Brtrue, GuardFailed());
+                _il.Emit(_context.Stack32 ? OpCodes.Brfalse : OpCodes.Brtrue, GuardFailed());
                 break;
             }
         }
@@ -134,6 +132,24 @@ internal sealed unsafe partial class BlockEmitter
             EmitCpu();
             _il.Emit(OpCodes.Call, CpuMembers.GetCodeLimitFlat);
             _il.Emit(OpCodes.Brfalse, GuardFailed());
+        }
+
+        if (_usesTlb)
+        {
+            EmitCpu();
+            _il.Emit(OpCodes.Call, CpuMembers.GetTlbSetOffset);
+            _il.Emit(OpCodes.Ldc_I4, _context.TlbSet);
+            _il.Emit(OpCodes.Bne_Un, GuardFailed());
+        }
+
+        if (_assumedFlat != 0)
+        {
+            EmitCpu();
+            _il.Emit(OpCodes.Call, CpuMembers.GetFlatSegments);
+            _il.Emit(OpCodes.Ldc_I4, _assumedFlat);
+            _il.Emit(OpCodes.And);
+            _il.Emit(OpCodes.Ldc_I4, _assumedFlat);
+            _il.Emit(OpCodes.Bne_Un, GuardFailed());
         }
     }
 

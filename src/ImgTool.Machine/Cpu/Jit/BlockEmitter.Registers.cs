@@ -141,4 +141,11 @@ internal sealed partial class BlockEmitter
     private LocalBuilder Temp() => _freeTemps.Count > 0 ? _freeTemps.Pop() : _il.DeclareLocal(typeof(uint));
 
     private void ReleaseTemp(LocalBuilder local) => _freeTemps.Push(local);
+
+    private readonly Stack<LocalBuilder> _freePointerTemps = new();
+
+    /// <summary>A scratch native-int local (a host address), returned with <see cref="ReleasePointerTemp"/>.</summary>
+    private LocalBuilder PointerTemp() => _freePointerTemps.Count > 0 ? _freePointerTemps.Pop() : _il.DeclareLocal(typeof(nint));
+
+    private void ReleasePointerTemp(LocalBuilder local) => _freePointerTemps.Push(local);
 }

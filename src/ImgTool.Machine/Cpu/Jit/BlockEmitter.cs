@@ -54,10 +54,11 @@ internal sealed unsafe partial class BlockEmitter
     private bool[] _flagsLive = [];
     private int _index;
 
-    public BlockEmitter(ILGenerator il, Region region)
+    public BlockEmitter(ILGenerator il, Region region, TranslationContext context)
     {
         _il = il;
         _region = region;
+        _context = context;
         _blockLabels = new Label[region.Blocks.Length];
         for (int i = 0; i < _blockLabels.Length; i++)
         {
@@ -82,7 +83,11 @@ internal sealed unsafe partial class BlockEmitter
         _il.Emit(OpCodes.Ret);
         _il.MarkLabel(run);
 
-        EmitGuards();
+        // The entry checks depend on what the body assumed: emitted after it, reached from here.
+        var guards = _il.DefineLabel();
+        var body = _il.DefineLabel();
+        _il.Emit(OpCodes.Br, guards);
+        _il.MarkLabel(body);
         EmitCpu();
         _il.Emit(OpCodes.Ldfld, CpuMembers.Eip);
         _il.Emit(OpCodes.Stloc, _entryEip);
@@ -103,6 +108,17 @@ internal sealed unsafe partial class BlockEmitter
         }
 
         EmitExits();
+        EmitColdPaths();
+        _il.MarkLabel(guards);
+        EmitGuards();
+        _il.Emit(OpCodes.Br, body);
+        if (_guardFailed is { } guard)
+        {
+            _il.MarkLabel(guard);
+            _il.Emit(OpCodes.Ldc_I4_0);
+            _il.Emit(OpCodes.Ret);
+        }
+
         return specialised;
     }
 
@@ -156,16 +172,24 @@ internal sealed unsafe partial class BlockEmitter
     private int BlockDelta => (int)(_block.Physical - _region.Head.Physical);
 
     /// <summary>cpu.StartEip, cpu.Eip and cpu.Instructions as the interpreter has them while op <see cref="_index"/> runs.</summary>
-    private void EmitSync()
+    private void EmitSync() => EmitSync(CurrentSyncPoint);
+
+    /// <summary>Where op <see cref="_index"/> is, kept for a cold path emitted after the body.</summary>
+    private SyncPoint CurrentSyncPoint => new(BlockDelta + _offsets[_index], BlockDelta + _offsets[_index + 1], _block.Code32, _index + 1);
+
+    private void EmitSync(SyncPoint point)
     {
         EmitCpu();
-        EmitEipAt(_offsets[_index]);
+        EmitEipAtDelta(point.StartDelta, point.Code32);
         _il.Emit(OpCodes.Stfld, CpuMembers.StartEip);
         EmitCpu();
-        EmitEipAt(_offsets[_index + 1]);
+        EmitEipAtDelta(point.NextDelta, point.Code32);
         _il.Emit(OpCodes.Stfld, CpuMembers.Eip);
-        EmitSetInstructions(_index + 1);
+        EmitSetInstructions(point.Retired);
     }
+
+    /// <summary>An op's place: its EIP and the next one's as deltas from the entry EIP, and the instructions retired in its block with it.</summary>
+    private readonly record struct SyncPoint(int StartDelta, int NextDelta, bool Code32, int Retired);
 
     private void EmitSetInstructions(int retired)
     {
@@ -177,17 +201,18 @@ internal sealed unsafe partial class BlockEmitter
     }
 
     /// <summary>Pushes (entry EIP + the current block's delta + offset) wrapped to the code size.</summary>
-    private void EmitEipAt(int offset)
+    private void EmitEipAt(int offset) => EmitEipAtDelta(BlockDelta + offset, _block.Code32);
+
+    private void EmitEipAtDelta(int delta, bool code32)
     {
         _il.Emit(OpCodes.Ldloc, _entryEip);
-        int delta = BlockDelta + offset;
         if (delta != 0)
         {
             _il.Emit(OpCodes.Ldc_I4, delta);
             _il.Emit(OpCodes.Add);
         }
 
-        if (!_block.Code32)
+        if (!code32)
         {
             _il.Emit(OpCodes.Ldc_I4, 0xFFFF);
             _il.Emit(OpCodes.And);
@@ -304,13 +329,6 @@ internal sealed unsafe partial class BlockEmitter
             EmitCpu();
             _il.Emit(OpCodes.Call, CpuMembers.LeaveTranslatedBlock);
             _il.Emit(OpCodes.Ldc_I4_1);
-            _il.Emit(OpCodes.Ret);
-        }
-
-        if (_guardFailed is { } guard)
-        {
-            _il.MarkLabel(guard);
-            _il.Emit(OpCodes.Ldc_I4_0);
             _il.Emit(OpCodes.Ret);
         }
     }

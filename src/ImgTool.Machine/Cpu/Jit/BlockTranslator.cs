@@ -23,15 +23,15 @@ internal sealed class BlockTranslator(int hotThreshold, bool background)
 
     public JitStatistics Statistics { get; } = new();
 
-    /// <summary>Translates and compiles the region; stack32 is the SS size when it was built, which translated PUSH/POP assume.</summary>
-    public TranslatedCode Translate(Region region, bool stack32)
+    /// <summary>Translates and compiles the region, assuming the CPU state it was built in (checked on entry).</summary>
+    public TranslatedCode Translate(Region region, TranslationContext context)
     {
         long start = Stopwatch.GetTimestamp();
         long cpuStart = ThreadCpuClock.Nanoseconds();
 
         // Owned by X86Cpu's module with visibility checks skipped: the IL calls internal handlers and CPU members.
         var method = new DynamicMethod($"block_{region.Head.Physical:X8}", typeof(bool), Parameters, typeof(X86Cpu).Module, skipVisibility: true);
-        var emitter = new BlockEmitter(method.GetILGenerator(), region) { Stack32 = stack32 };
+        var emitter = new BlockEmitter(method.GetILGenerator(), region, context);
         int specialised = emitter.EmitRegion();
         var code = method.CreateDelegate<TranslatedCode>(region.Ops);
 

@@ -20,8 +20,11 @@ internal static class CpuMembers
     public static readonly MethodInfo SetLazy = Method(nameof(X86Cpu.SetLazy));
     public static readonly MethodInfo SetLazyIncDec = Method(nameof(X86Cpu.SetLazyIncDec));
     public static readonly MethodInfo Condition = Method(nameof(X86Cpu.Condition));
-    public static readonly MethodInfo TryReadFast = Method(nameof(X86Cpu.TryReadFast));
-    public static readonly MethodInfo TryWriteFast = Method(nameof(X86Cpu.TryWriteFast));
+    public static readonly MethodInfo GetTlbSetOffset = typeof(X86Cpu).GetProperty(nameof(X86Cpu.TlbSetOffset), Instance)!.GetMethod!;
+    public static readonly MethodInfo GetFlatSegments = typeof(X86Cpu).GetProperty(nameof(X86Cpu.FlatSegments), Instance)!.GetMethod!;
+    public static readonly MethodInfo SegmentBase = Method(nameof(X86Cpu.SegmentBase));
+    public static readonly MethodInfo FastReadLimit = Method(nameof(X86Cpu.FastReadLimit));
+    public static readonly MethodInfo FastWriteLimit = Method(nameof(X86Cpu.FastWriteLimit));
     public static readonly MethodInfo Read = Method(nameof(X86Cpu.ReadMiss));
     public static readonly MethodInfo Write = Method(nameof(X86Cpu.WriteMiss));
 

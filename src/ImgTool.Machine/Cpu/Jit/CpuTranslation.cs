@@ -92,11 +92,11 @@ internal sealed partial class X86Cpu
         var region = Region.Build(block, _code.FindDecoded);
         if (!_translator!.Background)
         {
-            block.Translated = _translator.Translate(region, Stack32);
+            block.Translated = _translator.Translate(region, TranslationContext.Of(this));
             return block.Translated;
         }
 
-        if (!TranslationWorker.TryQueue(_translator, region, Stack32))
+        if (!TranslationWorker.TryQueue(_translator, region, TranslationContext.Of(this)))
         {
             block.Heat = 0; // asked again once it is as hot again
         }

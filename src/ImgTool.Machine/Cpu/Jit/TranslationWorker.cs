@@ -21,7 +21,7 @@ internal static class TranslationWorker
     private static readonly Lazy<Thread> Worker = new(Start);
 
     /// <summary>Queues the region for translation; false when the queue is full.</summary>
-    public static bool TryQueue(BlockTranslator translator, Region region, bool stack32)
+    public static bool TryQueue(BlockTranslator translator, Region region, TranslationContext context)
     {
         _ = Worker.Value;
         if (Queue.Count >= MaxQueued)
@@ -29,7 +29,7 @@ internal static class TranslationWorker
             return false;
         }
 
-        Queue.Add(new Request(translator, region, stack32));
+        Queue.Add(new Request(translator, region, context));
         return true;
     }
 
@@ -52,7 +52,7 @@ internal static class TranslationWorker
 
             try
             {
-                var code = request.Translator.Translate(request.Region, request.Stack32);
+                var code = request.Translator.Translate(request.Region, request.Context);
                 Volatile.Write(ref head.Translated, code);
             }
             catch (Exception e) when (e is InvalidProgramException or NotSupportedException or ArgumentException or InvalidOperationException)
@@ -64,5 +64,5 @@ internal static class TranslationWorker
         }
     }
 
-    private sealed record Request(BlockTranslator Translator, Region Region, bool Stack32);
+    private sealed record Request(BlockTranslator Translator, Region Region, TranslationContext Context);
 }

@@ -17,6 +17,15 @@ internal sealed unsafe partial class X86Cpu
     private readonly long[] _fastReadLimit = new long[6];
     private readonly long[] _fastWriteLimit = new long[6];
 
+    /// <summary>
+    /// Bit n set when segment n is flat for plain accesses: base 0, reads and writes allowed at every offset. A change
+    /// ends the block: translated code that assumed a segment flat (checked when a region is entered) must not run on.
+    /// </summary>
+    private int _flatSegments;
+
+    /// <summary>The segments (bit per segment register) whose plain accesses need neither a base nor a limit check.</summary>
+    internal int FlatSegments => _flatSegments;
+
     /// <summary>Recomputes the per-segment fast-path data after S[segment] changed (a load, a mode change, a test's poke).</summary>
     internal void RefreshSegment(int segment)
     {
@@ -41,6 +50,12 @@ internal sealed unsafe partial class X86Cpu
 
         _fastReadLimit[segment] = read;
         _fastWriteLimit[segment] = write;
+        int flat = s.Base == 0 && read == uint.MaxValue && write == uint.MaxValue ? _flatSegments | (1 << segment) : _flatSegments & ~(1 << segment);
+        if (flat != _flatSegments)
+        {
+            _flatSegments = flat;
+            EndBlock = true;
+        }
     }
 
     internal void RefreshSegments()
@@ -52,10 +67,10 @@ internal sealed unsafe partial class X86Cpu
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private long FastReadLimit(int segment) => Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastReadLimit), segment);
+    internal long FastReadLimit(int segment) => Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastReadLimit), segment);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private long FastWriteLimit(int segment) => Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastWriteLimit), segment);
+    internal long FastWriteLimit(int segment) => Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastWriteLimit), segment);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal uint SegmentBase(int segment) => Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_segmentBase), segment);
@@ -203,57 +218,6 @@ internal sealed unsafe partial class X86Cpu
     /// <summary>The checked write after a missed inline TLB hit (not inlined, as <see cref="ReadMiss"/>).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal void WriteMiss(int segment, uint offset, int sizeBytes, uint value) => Write(segment, offset, sizeBytes, value);
-
-    /// <summary>
-    /// The TLB hit of a read and nothing else: false when the access needs the checked path (segment limit or type,
-    /// TLB miss, page straddle), which the caller then takes. Translated code inlines this and calls
-    /// <see cref="Read"/> only on a miss, after making the CPU state exact for a fault.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal bool TryReadFast(int segment, uint offset, int sizeBytes, out uint value)
-    {
-        if ((long)offset + (sizeBytes - 1) <= FastReadLimit(segment))
-        {
-            byte* host = ReadHost(SegmentBase(segment) + offset, sizeBytes);
-            if (host != null)
-            {
-                value = sizeBytes == 4 ? Unsafe.ReadUnaligned<uint>(host) : sizeBytes == 2 ? Unsafe.ReadUnaligned<ushort>(host) : *host;
-                return true;
-            }
-        }
-
-        value = 0;
-        return false;
-    }
-
-    /// <summary>The TLB hit of a write (a page without decoded code, dirty and writable), else false and nothing written.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal bool TryWriteFast(int segment, uint offset, int sizeBytes, uint value)
-    {
-        if ((long)offset + (sizeBytes - 1) <= FastWriteLimit(segment))
-        {
-            byte* host = WriteHost(SegmentBase(segment) + offset, sizeBytes);
-            if (host != null)
-            {
-                if (sizeBytes == 4)
-                {
-                    Unsafe.WriteUnaligned(host, value);
-                }
-                else if (sizeBytes == 2)
-                {
-                    Unsafe.WriteUnaligned(host, (ushort)value);
-                }
-                else
-                {
-                    *host = (byte)value;
-                }
-
-                return true;
-            }
-        }
-
-        return false;
-    }
 
     /// <summary>
     /// Checks that a write of sizeBytes at segment:offset would succeed (segment and paging), without writing:
