@@ -23,6 +23,9 @@ internal enum FlagOp : byte
     /// <summary>INC and DEC: the Add/Sub formulas with 1, and CF kept from before.</summary>
     Inc,
     Dec,
+
+    /// <summary>SHL, SHR, SAR: ZF SF PF from the result, CF and OF as computed (their EFLAGS bits in A), AF 0.</summary>
+    Shift,
 }
 
 /// <summary>
@@ -171,6 +174,7 @@ internal sealed partial class X86Cpu
             FlagOp.Sub => (_flagA & _flagMask) < (_flagB & _flagMask),
             FlagOp.SubBorrow => (_flagA & _flagMask) <= (_flagB & _flagMask),
             FlagOp.Logic => false,
+            FlagOp.Shift => (_flagA & Flags.CF) != 0,
             _ => _flagCarryKept,
         };
     }
@@ -194,6 +198,7 @@ internal sealed partial class X86Cpu
             FlagOp.None => (_eflags & Flags.OF) != 0,
             FlagOp.Add or FlagOp.AddCarry or FlagOp.Inc => ((_flagA ^ _flagResult) & (_flagB ^ _flagResult) & _flagSign) != 0,
             FlagOp.Sub or FlagOp.SubBorrow or FlagOp.Dec => ((_flagA ^ _flagB) & (_flagA ^ _flagResult) & _flagSign) != 0,
+            FlagOp.Shift => (_flagA & Flags.OF) != 0,
             _ => false,
         };
     }
@@ -203,7 +208,7 @@ internal sealed partial class X86Cpu
     private bool AuxFlag => _flagOp switch
     {
         FlagOp.None => (_eflags & Flags.AF) != 0,
-        FlagOp.Logic => false,
+        FlagOp.Logic or FlagOp.Shift => false,
         _ => ((_flagA ^ _flagB ^ _flagResult) & 0x10) != 0,
     };
 

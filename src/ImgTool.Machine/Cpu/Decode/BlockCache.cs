@@ -94,7 +94,7 @@ internal sealed class BlockCache
             return true;
         }
 
-        return _cpu.Translate(linear, AccessKind.Execute, supervisorAccess: false, out physical);
+        return _cpu.TryTranslateFromTlb(linear, out physical) || _cpu.Translate(linear, AccessKind.Execute, supervisorAccess: false, out physical);
     }
 
     private static int Slot(uint physical, bool code32) =>

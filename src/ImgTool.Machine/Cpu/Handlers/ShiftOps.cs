@@ -108,7 +108,7 @@ internal static class ShiftOps
                 ulong wide = (ulong)value << (int)count;
                 result = (uint)wide & mask;
                 bool carry = ((wide >> bits) & 1) != 0;
-                c.SetResultFlags(result, sizeBytes, (carry ? Flags.CF : 0) | (((result & sign) != 0) != carry ? Flags.OF : 0));
+                c.SetLazy(FlagOp.Shift, (carry ? Flags.CF : 0) | (((result & sign) != 0) != carry ? Flags.OF : 0), 0, result, sizeBytes);
                 return result;
             }
 
@@ -119,7 +119,7 @@ internal static class ShiftOps
                 result = (uint)((ulong)value >> (int)count);
 
                 // OF is the operand's MSB for a count of 1; for larger counts it is undefined and computed the same way.
-                c.SetResultFlags(result, sizeBytes, (carry ? Flags.CF : 0) | ((beforeLast & sign) != 0 ? Flags.OF : 0));
+                c.SetLazy(FlagOp.Shift, (carry ? Flags.CF : 0) | ((beforeLast & sign) != 0 ? Flags.OF : 0), 0, result, sizeBytes);
                 return result;
             }
 
@@ -129,7 +129,7 @@ internal static class ShiftOps
                 int shift = (int)Math.Min(count, 31u);
                 bool carry = ((signed >> (int)Math.Min(count - 1, 31u)) & 1) != 0;
                 result = (uint)(signed >> shift) & mask;
-                c.SetResultFlags(result, sizeBytes, carry ? Flags.CF : 0);
+                c.SetLazy(FlagOp.Shift, carry ? Flags.CF : 0, 0, result, sizeBytes);
                 return result;
             }
         }

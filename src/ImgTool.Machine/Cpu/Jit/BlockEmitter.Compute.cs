@@ -126,6 +126,12 @@ internal sealed unsafe partial class BlockEmitter
             return true;
         }
 
+        if (h == KnownHandlers.CmovRM && op.Size is 2 or 4)
+        {
+            EmitConditionalLoad(ref op);
+            return true;
+        }
+
         return false;
     }
 
@@ -140,7 +146,7 @@ internal sealed unsafe partial class BlockEmitter
                 return;
             }
 
-            EmitShiftCall(ref op, () => _il.Emit(OpCodes.Ldc_I4, (int)count));
+            EmitShiftBy(ref op, () => _il.Emit(OpCodes.Ldc_I4, (int)count));
             return;
         }
 
@@ -154,9 +160,22 @@ internal sealed unsafe partial class BlockEmitter
         _il.Emit(OpCodes.Stloc, countLocal);
         _il.Emit(OpCodes.Ldloc, countLocal);
         _il.Emit(OpCodes.Brfalse, skip);
-        EmitShiftCall(ref op, () => _il.Emit(OpCodes.Ldloc, countLocal));
+        EmitShiftBy(ref op, () => _il.Emit(OpCodes.Ldloc, countLocal));
         _il.MarkLabel(skip);
         ReleaseTemp(countLocal);
+    }
+
+    /// <summary>SHL, SHR, SAL and SAR inline (BlockEmitter.Shifts.cs); the rotates through ShiftOps.Shift.</summary>
+    private void EmitShiftBy(ref MicroOp op, Action pushCount)
+    {
+        if (op.Kind is ShiftLeft or ShiftRight or ShiftLeftAlias or ShiftArithmetic)
+        {
+            EmitInlineShift(ref op, pushCount);
+        }
+        else
+        {
+            EmitShiftCall(ref op, pushCount);
+        }
     }
 
     private void EmitShiftCall(ref MicroOp op, Action pushCount)

@@ -31,5 +31,6 @@ internal static unsafe class KnownHandlers
     public static readonly nint MultiplyTruncatedR = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&MulDivOps.MultiplyTruncatedR;
     public static readonly nint SetccR = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&MoveOps.SetccR;
     public static readonly nint CmovRR = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&MoveOps.CmovRR;
+    public static readonly nint CmovRM = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&MoveOps.CmovRM;
     public static readonly nint JmpRel = (nint)(delegate*<X86Cpu, ref MicroOp, void>)&ControlOps.JmpRel;
 }

@@ -82,6 +82,24 @@ internal sealed unsafe partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static uint TlbTag(uint linear, int sizeBytes) => (linear + (uint)(sizeBytes - 1)) & ~PageOffsetMask;
 
+    /// <summary>
+    /// The physical address of a linear one from the current set's read entry, without a walk; false when it is not
+    /// there. Instruction fetch asks first: a readable page is executable on this CPU (no NX), and the entry exists
+    /// only after a walk that set the accessed bit.
+    /// </summary>
+    internal bool TryTranslateFromTlb(uint linear, out uint physical)
+    {
+        int index = _tlbSet + (int)((linear >> PhysicalMemory.PageShift) & (TlbEntries - 1));
+        if (_tlb[index].ReadTag == (linear & ~PageOffsetMask))
+        {
+            physical = _tlbPhysicalPage[index] | (linear & PageOffsetMask);
+            return true;
+        }
+
+        physical = 0;
+        return false;
+    }
+
     /// <summary>Host address of a RAM byte for a read of sizeBytes at a linear address, or null (not in the TLB, or straddling pages).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private byte* ReadHost(uint linear, int sizeBytes)

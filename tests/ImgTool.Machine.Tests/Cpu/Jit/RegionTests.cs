@@ -9,7 +9,8 @@ namespace ImgTool.Machine.Tests.Cpu.Jit;
 /// Regions: a 32-bit loop of three blocks (its head, a conditional side block, the join) on one page runs as one
 /// translated method, and retires exactly what the interpreter retires whatever the budget of each Run call, so
 /// the jumps between members stop at the budget as the run loop does. The loop body uses the ops translated with
-/// the interpreter's helpers (ADC, ROL by CL, SHR, IMUL, CMP/SUB/SBB against memory, SETcc, CMOVcc).
+/// the interpreter's helpers (ADC, ROL by CL, SHR, IMUL, CMP/SUB/SBB against memory, SETcc, CMOVcc from a register
+/// and from memory).
 /// </summary>
 public sealed class RegionTests
 {
@@ -99,6 +100,109 @@ public sealed class RegionTests
         }
     }
 
+    /// <summary>
+    /// SHL, SHR, SAR and SAL, translated inline, on 8-, 16- and 32-bit registers by 1, by CL and by immediates,
+    /// give the interpreter's result and EFLAGS (all of it, as PUSHFD sees it) for edge and random values and every
+    /// count of 0 to 31 (a zero count changes nothing, not even the flags).
+    /// </summary>
+    [Theory]
+    [InlineData(4)] // shl
+    [InlineData(5)] // shr
+    [InlineData(6)] // sal
+    [InlineData(7)] // sar
+    public void Shifts_translated_inline_give_the_interpreters_result_and_flags(int kind)
+    {
+        uint[] edges = [0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 0x1234_5678];
+        var random = new Random(kind);
+        var pairs = new List<(uint Value, uint Count)>();
+        foreach (uint value in edges)
+        {
+            for (uint count = 0; count < 32; count++)
+            {
+                pairs.Add((value, count | (count << 5))); // the high bits of CL are masked off
+            }
+        }
+
+        for (int i = 0; i < 64; i++)
+        {
+            pairs.Add(((uint)random.NextInt64(0, 1L << 32), (uint)random.Next(0, 256)));
+        }
+
+        foreach (int size in new[] { 1, 2, 4 })
+        {
+            foreach (int? immediate in new int?[] { null, 1, 3, 7, 8, 15, 16, 17, 31 })
+            {
+                byte[] program = ShiftProgram(kind, size, immediate, pairs.Count);
+                var interpreted = new FlatCpu(JitSettings.Off, program);
+                var translated = new FlatCpu(new JitSettings(true, HotThreshold: 2), program);
+                foreach (var cpu in new[] { interpreted, translated })
+                {
+                    for (int i = 0; i < pairs.Count; i++)
+                    {
+                        cpu.Memory.Write32(Data + (uint)(8 * i), pairs[i].Value);
+                        cpu.Memory.Write32(Data + (uint)(8 * i) + 4, pairs[i].Count);
+                    }
+
+                    cpu.RunToHalt(1_000_000);
+                }
+
+                byte[] expected = new byte[8 * pairs.Count];
+                byte[] actual = new byte[8 * pairs.Count];
+                interpreted.Memory.ReadBlock(Output, expected);
+                translated.Memory.ReadBlock(Output, actual);
+                for (int i = 0; i < pairs.Count; i++)
+                {
+                    Assert.True(expected.AsSpan(8 * i, 8).SequenceEqual(actual.AsSpan(8 * i, 8)),
+                        $"kind {kind}, size {size}, count {immediate?.ToString() ?? "CL"}, value {pairs[i].Value:X8}, CL {pairs[i].Count:X2}: " +
+                        $"translated result/flags {Convert.ToHexString(actual, 8 * i, 8)}, interpreted {Convert.ToHexString(expected, 8 * i, 8)}");
+                }
+
+                Assert.True(translated.Cpu.JitStatistics!.InstructionsTranslated > translated.Cpu.Instructions / 2);
+            }
+        }
+    }
+
+    /// <summary>For each (value, count) pair: EAX = value, ECX = count, the shift, then EAX and PUSHFD's EFLAGS stored.</summary>
+    private static byte[] ShiftProgram(int kind, int size, int? immediate, int count)
+    {
+        var code = new List<byte>();
+        code.AddRange([0xBE, .. BitConverter.GetBytes(Data)]);    // mov esi, Data
+        code.AddRange([0xBF, .. BitConverter.GetBytes(Output)]);  // mov edi, Output
+        code.AddRange([0xBD, .. BitConverter.GetBytes(count)]);   // mov ebp, count
+        int top = code.Count;
+        code.AddRange([0x8B, 0x06]);                              // mov eax, [esi]
+        code.AddRange([0x8B, 0x4E, 0x04]);                        // mov ecx, [esi+4]
+        code.AddRange([0x85, 0xC0]);                              // test eax, eax: flags a zero count must keep
+        if (size == 2)
+        {
+            code.Add(0x66);
+        }
+
+        byte modrm = (byte)(0xC0 | (kind << 3));                  // the shift of al/ax/eax
+        if (immediate is null)
+        {
+            code.AddRange([size == 1 ? (byte)0xD2 : (byte)0xD3, modrm]);
+        }
+        else if (immediate == 1)
+        {
+            code.AddRange([size == 1 ? (byte)0xD0 : (byte)0xD1, modrm]);
+        }
+        else
+        {
+            code.AddRange([size == 1 ? (byte)0xC0 : (byte)0xC1, modrm, (byte)immediate]);
+        }
+
+        code.AddRange([0x89, 0x07]);                              // mov [edi], eax
+        code.Add(0x9C);                                           // pushfd
+        code.AddRange([0x8F, 0x47, 0x04]);                        // pop dword [edi+4]
+        code.AddRange([0x83, 0xC6, 0x08]);                        // add esi, 8
+        code.AddRange([0x83, 0xC7, 0x08]);                        // add edi, 8
+        code.Add(0x4D);                                           // dec ebp
+        code.AddRange([0x75, (byte)(sbyte)(top - (code.Count + 2))]); // jnz top
+        code.Add(0xF4);                                           // hlt
+        return [.. code];
+    }
+
     private const uint Output = 0x30000;
 
     private static byte[] ConditionProgram(byte opcode, int condition, bool setcc, int count)
@@ -153,6 +257,7 @@ public sealed class RegionTests
         code.AddRange([0x1B, 0x3D, .. BitConverter.GetBytes(Data)]);   // sbb edi, [Data]
         code.AddRange([0x0F, 0x9F, 0xC6]);                             // setg dh
         code.AddRange([0x0F, 0x4C, 0xE9]);                             // cmovl ebp, ecx
+        code.AddRange([0x0F, 0x4F, 0x1D, .. BitConverter.GetBytes(Data)]); // cmovg ebx, [Data]
         code.Add(0x49);                                                // dec ecx
         code.AddRange([0x75, (byte)(sbyte)(loopTop - (code.Count + 2))]); // jnz loop top
         code.Add(0xF4);                                                // hlt
