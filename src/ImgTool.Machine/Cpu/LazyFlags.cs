@@ -104,6 +104,13 @@ internal sealed partial class X86Cpu
         _flagOp = FlagOp.None;
     }
 
+    /// <summary>ROL/ROR: CF and OF from their EFLAGS bits, the other status flags kept (materialized first).</summary>
+    internal void SetCarryOverflow(uint carryOverflow)
+    {
+        uint flags = Eflags;
+        _eflags = (flags & ~(Flags.CF | Flags.OF)) | (carryOverflow & (Flags.CF | Flags.OF));
+    }
+
     /// <summary>Sets or clears one status flag, keeping the others (materializing them first).</summary>
     internal void SetFlag(uint flag, bool value)
     {

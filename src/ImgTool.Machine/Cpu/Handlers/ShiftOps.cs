@@ -53,8 +53,7 @@ internal static class ShiftOps
                 int n = (int)(count % (uint)bits);
                 result = n == 0 ? value : ((value << n) | (value >> (bits - n))) & mask;
                 bool carry = (result & 1) != 0;
-                c.SetFlag(Flags.CF, carry);
-                c.SetFlag(Flags.OF, ((result & sign) != 0) != carry);
+                c.SetCarryOverflow((carry ? Flags.CF : 0) | (((result & sign) != 0) != carry ? Flags.OF : 0));
                 return result;
             }
 
@@ -62,8 +61,7 @@ internal static class ShiftOps
             {
                 int n = (int)(count % (uint)bits);
                 result = n == 0 ? value : ((value >> n) | (value << (bits - n))) & mask;
-                c.SetFlag(Flags.CF, (result & sign) != 0);
-                c.SetFlag(Flags.OF, (((result << 1) ^ result) & sign) != 0);
+                c.SetCarryOverflow(((result & sign) != 0 ? Flags.CF : 0) | ((((result << 1) ^ result) & sign) != 0 ? Flags.OF : 0));
                 return result;
             }
 

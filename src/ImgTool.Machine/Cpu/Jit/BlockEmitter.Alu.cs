@@ -63,7 +63,8 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Stloc, result);
         if (_flagsLive[_index])
         {
-            EmitSetLazy(flags, a, b, result, size);
+            bool logic = flags == FlagOp.Logic;
+            RecordFlags(flags, logic ? null : a, logic ? null : b, result, size);
             NoteFoldable(flags, a, b, result, size);
         }
 
@@ -104,7 +105,7 @@ internal sealed partial class BlockEmitter
 
         _il.Emit(OpCodes.And);
         _il.Emit(OpCodes.Stloc, result);
-        EmitSetLazy(FlagOp.Logic, zero, zero, result, size);
+        RecordFlags(FlagOp.Logic, null, null, result, size);
         NoteFoldable(FlagOp.Logic, zero, zero, result, size);
         ReleaseTemp(result);
         ReleaseTemp(zero);
@@ -115,6 +116,7 @@ internal sealed partial class BlockEmitter
     {
         int size = op.Size;
         bool decrement = op.Kind != 0;
+        FlushPendingFlags(); // SetLazyIncDec reads CF
         var a = Temp();
         var result = Temp();
         EmitLoad(op.Destination, size);
@@ -133,16 +135,5 @@ internal sealed partial class BlockEmitter
         EmitStore(op.Destination, size);
         ReleaseTemp(result);
         ReleaseTemp(a);
-    }
-
-    private void EmitSetLazy(FlagOp kind, LocalBuilder a, LocalBuilder b, LocalBuilder result, int size)
-    {
-        EmitCpu();
-        _il.Emit(OpCodes.Ldc_I4, (int)kind);
-        _il.Emit(OpCodes.Ldloc, a);
-        _il.Emit(OpCodes.Ldloc, b);
-        _il.Emit(OpCodes.Ldloc, result);
-        _il.Emit(OpCodes.Ldc_I4, size);
-        _il.Emit(OpCodes.Call, CpuMembers.SetLazy);
     }
 }

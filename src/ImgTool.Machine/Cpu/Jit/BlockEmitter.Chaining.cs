@@ -25,6 +25,8 @@ internal sealed partial class BlockEmitter
             return true;
         }
 
+        // Both edges leave with the record exact; a folded condition still reads the compare's locals.
+        FlushPendingFlags();
         var taken = _il.DefineLabel();
         EmitCondition(op.Kind);
         _il.Emit(OpCodes.Brtrue, taken);
@@ -41,6 +43,7 @@ internal sealed partial class BlockEmitter
     {
         int member = _region.IndexOf(target);
         int targetOffset = (int)(target - _block.Physical);
+        FlushPendingFlags();
         if (member < 0)
         {
             EmitLeave(targetOffset, retiredInBlock: _block.Count);

@@ -71,15 +71,24 @@ internal sealed unsafe partial class BlockEmitter
 
         if ((h == KnownHandlers.AluMR || h == KnownHandlers.AluMI) && op.Kind == AluCompare)
         {
-            // CMP m, r / CMP m, imm: memory is the first operand, nothing is written.
+            // CMP m, r / CMP m, imm: memory is the first operand, nothing is written (AluOps.Compute's Sub record).
             var value = EmitReadOperand(ref op, op.Size);
-            EmitCpu();
-            _il.Emit(OpCodes.Ldc_I4, AluCompare);
-            _il.Emit(OpCodes.Ldloc, value);
+            var second = Temp();
+            var result = Temp();
             EmitSecondOperand(ref op, immediate: h == KnownHandlers.AluMI);
-            _il.Emit(OpCodes.Ldc_I4, (int)op.Size);
-            _il.Emit(OpCodes.Call, ComputeHelper);
-            _il.Emit(OpCodes.Pop);
+            _il.Emit(OpCodes.Stloc, second);
+            if (_flagsLive[_index])
+            {
+                _il.Emit(OpCodes.Ldloc, value);
+                _il.Emit(OpCodes.Ldloc, second);
+                _il.Emit(OpCodes.Sub);
+                _il.Emit(OpCodes.Stloc, result);
+                RecordFlags(FlagOp.Sub, value, second, result, op.Size);
+                NoteFoldable(FlagOp.Sub, value, second, result, op.Size);
+            }
+
+            ReleaseTemp(result);
+            ReleaseTemp(second);
             ReleaseTemp(value);
             return true;
         }
@@ -95,7 +104,7 @@ internal sealed unsafe partial class BlockEmitter
             EmitSecondOperand(ref op, immediate: h == KnownHandlers.TestMI);
             _il.Emit(OpCodes.And);
             _il.Emit(OpCodes.Stloc, result);
-            EmitSetLazy(FlagOp.Logic, zero, zero, result, op.Size);
+            RecordFlags(FlagOp.Logic, null, null, result, op.Size);
             ReleaseTemp(result);
             ReleaseTemp(zero);
             ReleaseTemp(value);
@@ -146,6 +155,12 @@ internal sealed unsafe partial class BlockEmitter
                 return;
             }
 
+            if (op.Kind is RotateLeft or RotateRight)
+            {
+                EmitInlineRotate(ref op, (int)count);
+                return;
+            }
+
             EmitShiftBy(ref op, () => _il.Emit(OpCodes.Ldc_I4, (int)count));
             return;
         }
@@ -158,9 +173,12 @@ internal sealed unsafe partial class BlockEmitter
         EmitLoad32(X86Cpu.ECX);
         EmitAnd(0x1F);
         _il.Emit(OpCodes.Stloc, countLocal);
+        // A zero count keeps the flags: the record before is written first, the shift's inside the branch.
+        FlushPendingFlags();
         _il.Emit(OpCodes.Ldloc, countLocal);
         _il.Emit(OpCodes.Brfalse, skip);
         EmitShiftBy(ref op, () => _il.Emit(OpCodes.Ldloc, countLocal));
+        FlushPendingFlags();
         _il.MarkLabel(skip);
         ReleaseTemp(countLocal);
     }
@@ -180,6 +198,7 @@ internal sealed unsafe partial class BlockEmitter
 
     private void EmitShiftCall(ref MicroOp op, Action pushCount)
     {
+        FlushPendingFlags();
         EmitCpu();
         _il.Emit(OpCodes.Ldc_I4, (int)op.Kind);
         EmitLoad(op.Destination, op.Size);
@@ -194,6 +213,7 @@ internal sealed unsafe partial class BlockEmitter
     {
         var source = Temp();
         _il.Emit(OpCodes.Stloc, source);
+        FlushPendingFlags();
         EmitCpu();
         _il.Emit(OpCodes.Ldloc, source);
         if (op.Kind != 0)
@@ -218,6 +238,7 @@ internal sealed unsafe partial class BlockEmitter
         var a = Temp();
         _il.Emit(OpCodes.Stloc, b);
         _il.Emit(OpCodes.Stloc, a);
+        FlushPendingFlags();
         EmitCpu();
         _il.Emit(OpCodes.Ldc_I4, (int)op.Kind);
         _il.Emit(OpCodes.Ldloc, a);

@@ -28,6 +28,7 @@ internal sealed partial class BlockEmitter
             return;
         }
 
+        FlushPendingFlags();
         EmitCpu();
         _il.Emit(OpCodes.Ldc_I4, code);
         _il.Emit(OpCodes.Call, CpuMembers.Condition);

@@ -63,7 +63,7 @@ internal sealed partial class BlockEmitter
 
     private void EmitColdPaths()
     {
-        // A cold path may add none of its own; emitting them may not add to the list either.
+        // Emitting a cold path adds none: it only marks its label and jumps back or to an exit.
         foreach (var path in _coldPaths)
         {
             path();
@@ -175,9 +175,11 @@ internal sealed partial class BlockEmitter
 
         var point = CurrentSyncPoint;
         var exit = ExitLabel();
+        var flags = PendingFlagsHere();
         _coldPaths.Add(() =>
         {
             _il.MarkLabel(miss);
+            EmitPendingFlags(flags);
             EmitSync(point);
             EmitAccessArguments(segment, offset, sizeBytes);
             _il.Emit(OpCodes.Call, CpuMembers.Read);
@@ -202,9 +204,11 @@ internal sealed partial class BlockEmitter
 
         var point = CurrentSyncPoint;
         var exit = ExitLabel();
+        var flags = PendingFlagsHere();
         _coldPaths.Add(() =>
         {
             _il.MarkLabel(miss);
+            EmitPendingFlags(flags);
             EmitSync(point);
             EmitAccessArguments(segment, offset, sizeBytes);
             _il.Emit(OpCodes.Ldloc, value);

@@ -140,7 +140,17 @@ internal sealed partial class BlockEmitter
     /// <summary>A scratch uint local (returned with <see cref="ReleaseTemp"/>; fewer locals, less work for RyuJIT).</summary>
     private LocalBuilder Temp() => _freeTemps.Count > 0 ? _freeTemps.Pop() : _il.DeclareLocal(typeof(uint));
 
-    private void ReleaseTemp(LocalBuilder local) => _freeTemps.Push(local);
+    private void ReleaseTemp(LocalBuilder local)
+    {
+        if (_heldTemps.Contains(local))
+        {
+            _releasedWhileHeld.Add(local); // a pending flag write still reads it (BlockEmitter.Flags.cs)
+        }
+        else
+        {
+            _freeTemps.Push(local);
+        }
+    }
 
     private readonly Stack<LocalBuilder> _freePointerTemps = new();
 

@@ -11,7 +11,7 @@ namespace ImgTool.Machine.Cpu.Jit;
 /// </summary>
 internal sealed partial class BlockEmitter
 {
-    private const int ShiftLeft = 4, ShiftRight = 5, ShiftLeftAlias = 6, ShiftArithmetic = 7;
+    private const int RotateLeft = 0, RotateRight = 1, ShiftLeft = 4, ShiftRight = 5, ShiftLeftAlias = 6, ShiftArithmetic = 7;
 
     private LocalBuilder? _wide;
 
@@ -109,16 +109,84 @@ internal sealed partial class BlockEmitter
         if (flagsLive)
         {
             _il.Emit(OpCodes.Stloc, flags);
-            var zero = Temp();
-            _il.Emit(OpCodes.Ldc_I4_0);
-            _il.Emit(OpCodes.Stloc, zero);
-            EmitSetLazy(FlagOp.Shift, flags, zero, result, size);
-            ReleaseTemp(zero);
+            RecordFlags(FlagOp.Shift, flags, null, result, size);
         }
 
         _il.Emit(OpCodes.Ldloc, result);
         EmitStore(op.Destination, size);
         ReleaseTemp(flags);
+        ReleaseTemp(result);
+        ReleaseTemp(value);
+    }
+
+    /// <summary>
+    /// ROL/ROR r, imm (count 1..31) as ShiftOps.Shift computes them: the count modulo the width (a multiple of it
+    /// leaves the value but still sets CF and OF), CF from the bit that came round, OF from the top two bits.
+    /// </summary>
+    private void EmitInlineRotate(ref MicroOp op, int count)
+    {
+        int size = op.Size;
+        int bits = size * 8;
+        int n = count % bits;
+        var value = Temp();
+        var result = Temp();
+        EmitLoad(op.Destination, size);
+        _il.Emit(OpCodes.Stloc, value);
+        _il.Emit(OpCodes.Ldloc, value);
+        if (n != 0)
+        {
+            _il.Emit(OpCodes.Ldc_I4, op.Kind == RotateLeft ? n : bits - n);
+            _il.Emit(OpCodes.Shl);
+            _il.Emit(OpCodes.Ldloc, value);
+            _il.Emit(OpCodes.Ldc_I4, op.Kind == RotateLeft ? bits - n : n);
+            _il.Emit(OpCodes.Shr_Un);
+            _il.Emit(OpCodes.Or);
+            if (size != 4)
+            {
+                EmitAnd(X86Cpu.SizeMask(size));
+            }
+        }
+
+        _il.Emit(OpCodes.Stloc, result);
+        if (_flagsLive[_index])
+        {
+            var flags = Temp();
+            if (op.Kind == RotateLeft)
+            {
+                // CF = bit 0, OF = CF xor the sign.
+                _il.Emit(OpCodes.Ldloc, result);
+                EmitAnd(1);
+                _il.Emit(OpCodes.Dup);
+                _il.Emit(OpCodes.Ldloc, result);
+                _il.Emit(OpCodes.Ldc_I4, bits - 1);
+                _il.Emit(OpCodes.Shr_Un);
+                _il.Emit(OpCodes.Xor);
+            }
+            else
+            {
+                // CF = the sign, OF = the sign xor the bit below it.
+                _il.Emit(OpCodes.Ldloc, result);
+                _il.Emit(OpCodes.Ldc_I4, bits - 1);
+                _il.Emit(OpCodes.Shr_Un);
+                EmitAnd(1);
+                _il.Emit(OpCodes.Ldloc, result);
+                _il.Emit(OpCodes.Ldloc, result);
+                _il.Emit(OpCodes.Ldc_I4_1);
+                _il.Emit(OpCodes.Shl);
+                _il.Emit(OpCodes.Xor);
+                _il.Emit(OpCodes.Ldc_I4, bits - 1);
+                _il.Emit(OpCodes.Shr_Un);
+                EmitAnd(1);
+            }
+
+            EmitFlagBitsFromCarryAndOverflow();
+            _il.Emit(OpCodes.Stloc, flags);
+            RecordCarryOverflow(flags);
+            ReleaseTemp(flags);
+        }
+
+        _il.Emit(OpCodes.Ldloc, result);
+        EmitStore(op.Destination, size);
         ReleaseTemp(result);
         ReleaseTemp(value);
     }

@@ -134,6 +134,7 @@ internal sealed unsafe partial class BlockEmitter
         _flagsLive = FlagLiveness.Analyse(_block.Ops.AsSpan(0, _block.Count));
         _il.MarkLabel(_blockLabels[_member]);
         _foldable = null;
+        DropPendingFlags(); // every member starts with the CPU's record exact
         _loaded = _regionRegisters;
         _dirty = _regionRegisters;
 
@@ -228,6 +229,7 @@ internal sealed unsafe partial class BlockEmitter
     /// <summary>An op the translator has no IL for: the interpreter's handler, called directly, exactly as RunBlock calls it.</summary>
     private void EmitCallThrough(ref MicroOp op)
     {
+        FlushPendingFlags();
         FlushRegisters(forget: true);
         EmitSync();
         EmitCpu();
@@ -258,7 +260,10 @@ internal sealed unsafe partial class BlockEmitter
             EmitCpu();
             _il.Emit(OpCodes.Call, CpuMembers.GetInstructions);
             EmitEnd();
-            _il.Emit(OpCodes.Bge, ExitLabel());
+            _il.Emit(OpCodes.Clt);
+            _il.Emit(OpCodes.Ldc_I4_0);
+            _il.Emit(OpCodes.Ceq);
+            EmitExitIf();
         }
     }
 
@@ -270,7 +275,7 @@ internal sealed unsafe partial class BlockEmitter
     {
         EmitCpu();
         _il.Emit(OpCodes.Ldfld, CpuMembers.EndBlock);
-        _il.Emit(OpCodes.Brtrue, ExitLabel());
+        EmitExitIf();
     }
 
     /// <summary>if (cpu.FaultPending) leave (the op did not complete: its register writes have not happened yet).</summary>
@@ -278,7 +283,7 @@ internal sealed unsafe partial class BlockEmitter
     {
         EmitCpu();
         _il.Emit(OpCodes.Call, CpuMembers.GetFaultPending);
-        _il.Emit(OpCodes.Brtrue, ExitLabel());
+        EmitExitIf();
     }
 
     /// <summary>An exit that writes back the registers dirty at this point of the block.</summary>
@@ -300,6 +305,7 @@ internal sealed unsafe partial class BlockEmitter
 
     private void EmitNormalEnd(bool syncInstructions, bool setEip)
     {
+        FlushPendingFlags();
         FlushRegisters(forget: false);
         if (syncInstructions)
         {

@@ -18,6 +18,7 @@ internal static class CpuMembers
     public static readonly MethodInfo GetCodeLimitFlat = typeof(X86Cpu).GetProperty(nameof(X86Cpu.CodeLimitFlat), Instance)!.GetMethod!;
     public static readonly MethodInfo LeaveTranslatedBlock = Method(nameof(X86Cpu.LeaveTranslatedBlock));
     public static readonly MethodInfo SetLazy = Method(nameof(X86Cpu.SetLazy));
+    public static readonly MethodInfo SetCarryOverflow = Method(nameof(X86Cpu.SetCarryOverflow));
     public static readonly MethodInfo SetLazyIncDec = Method(nameof(X86Cpu.SetLazyIncDec));
     public static readonly MethodInfo Condition = Method(nameof(X86Cpu.Condition));
     public static readonly MethodInfo GetTlbSetOffset = typeof(X86Cpu).GetProperty(nameof(X86Cpu.TlbSetOffset), Instance)!.GetMethod!;

@@ -101,16 +101,19 @@ public sealed class RegionTests
     }
 
     /// <summary>
-    /// SHL, SHR, SAR and SAL, translated inline, on 8-, 16- and 32-bit registers by 1, by CL and by immediates,
-    /// give the interpreter's result and EFLAGS (all of it, as PUSHFD sees it) for edge and random values and every
-    /// count of 0 to 31 (a zero count changes nothing, not even the flags).
+    /// SHL, SHR, SAR and SAL (and ROL, ROR by immediates), translated inline, on 8-, 16- and 32-bit registers by 1,
+    /// by CL and by immediates, give the interpreter's result and EFLAGS (all of it, as PUSHFD sees it; a rotate
+    /// keeps what the TEST before it set) for edge and random values and every count of 0 to 31 (a zero count
+    /// changes nothing, not even the flags).
     /// </summary>
     [Theory]
+    [InlineData(0)] // rol
+    [InlineData(1)] // ror
     [InlineData(4)] // shl
     [InlineData(5)] // shr
     [InlineData(6)] // sal
     [InlineData(7)] // sar
-    public void Shifts_translated_inline_give_the_interpreters_result_and_flags(int kind)
+    public void Shifts_and_rotates_translated_inline_give_the_interpreters_result_and_flags(int kind)
     {
         uint[] edges = [0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 0x1234_5678];
         var random = new Random(kind);
