@@ -1,15 +1,17 @@
-using System.Collections.Concurrent;
 using System.Diagnostics.CodeAnalysis;
 using ImgTool.Machine.Cpu.Decode;
 
 namespace ImgTool.Machine.Cpu.Jit;
 
 /// <summary>
-/// Compiles hot regions off the run loop's thread: emitting IL and RyuJIT's compilation cost about 1 ms a region,
+/// Compiles hot regions off the run loop's thread: emitting IL and RyuJIT's compilation cost about 2 ms a region,
 /// some 10 % of a Linux boot if paid inline, while the machine has a second core. The run loop interprets the
 /// head until its translation is published (<see cref="CodeBlock.Translated"/>); both paths give the same state
-/// and the same instruction count, so when it lands changes only the speed. One thread serves every CPU of the
-/// process (lives as long as it; idle, it waits on the queue).
+/// and the same instruction count, so when it lands changes only the speed. The waiting region whose head is the
+/// hottest now goes first: a head keeps counting its executions while it waits, so the loop the guest is in
+/// overtakes the code that was hot once (a first-come order left a Linux boot's relocation loop interpreted for
+/// a million iterations behind a backlog). One thread serves every CPU of the process (lives as long as it; idle,
+/// it waits for work).
 /// </summary>
 [RequiresDynamicCode("Emits IL at run time.")]
 internal static class TranslationWorker
@@ -17,19 +19,24 @@ internal static class TranslationWorker
     /// <summary>Requests beyond this many waiting are refused (the block stays interpreted and may ask again).</summary>
     private const int MaxQueued = 512;
 
-    private static readonly BlockingCollection<Request> Queue = new(new ConcurrentQueue<Request>());
+    private static readonly List<Request> Waiting = [];
     private static readonly Lazy<Thread> Worker = new(Start);
 
     /// <summary>Queues the region for translation; false when the queue is full.</summary>
     public static bool TryQueue(BlockTranslator translator, Region region, TranslationContext context)
     {
         _ = Worker.Value;
-        if (Queue.Count >= MaxQueued)
+        lock (Waiting)
         {
-            return false;
+            if (Waiting.Count >= MaxQueued)
+            {
+                return false;
+            }
+
+            Waiting.Add(new Request(translator, region, context));
+            Monitor.Pulse(Waiting);
         }
 
-        Queue.Add(new Request(translator, region, context));
         return true;
     }
 
@@ -40,16 +47,41 @@ internal static class TranslationWorker
         return thread;
     }
 
+    /// <summary>Takes the waiting request whose head has run most often (dropping those whose code was written meanwhile).</summary>
+    private static Request Next()
+    {
+        lock (Waiting)
+        {
+            while (true)
+            {
+                Waiting.RemoveAll(request => !request.Region.Head.Valid);
+                if (Waiting.Count > 0)
+                {
+                    int hottest = 0;
+                    for (int i = 1; i < Waiting.Count; i++)
+                    {
+                        if (Volatile.Read(ref Waiting[i].Region.Head.Heat) > Volatile.Read(ref Waiting[hottest].Region.Head.Heat))
+                        {
+                            hottest = i;
+                        }
+                    }
+
+                    var request = Waiting[hottest];
+                    Waiting.RemoveAt(hottest);
+                    return request;
+                }
+
+                Monitor.Wait(Waiting);
+            }
+        }
+    }
+
     private static void Run()
     {
-        foreach (var request in Queue.GetConsumingEnumerable())
+        while (true)
         {
+            var request = Next();
             var head = request.Region.Head;
-            if (!head.Valid)
-            {
-                continue; // its page's code was written meanwhile
-            }
-
             try
             {
                 var code = request.Translator.Translate(request.Region, request.Context);
