@@ -173,21 +173,13 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Stloc, value);
         _il.MarkLabel(done);
 
-        var point = CurrentSyncPoint;
-        var exit = ExitLabel();
-        var flags = PendingFlagsHere();
-        _coldPaths.Add(() =>
+        AddMissPath(miss, done, () =>
         {
-            _il.MarkLabel(miss);
-            EmitPendingFlags(flags);
-            EmitSync(point);
             EmitAccessArguments(segment, offset, sizeBytes);
             _il.Emit(OpCodes.Call, CpuMembers.Read);
             _il.Emit(OpCodes.Stloc, value);
             EmitCpu();
             _il.Emit(OpCodes.Call, CpuMembers.GetFaultPending);
-            _il.Emit(OpCodes.Brtrue, exit);
-            _il.Emit(OpCodes.Br, done);
         });
     }
 
@@ -202,6 +194,22 @@ internal sealed partial class BlockEmitter
         _il.Emit(sizeBytes == 4 ? OpCodes.Stind_I4 : sizeBytes == 2 ? OpCodes.Stind_I2 : OpCodes.Stind_I1);
         _il.MarkLabel(done);
 
+        AddMissPath(miss, done, () =>
+        {
+            EmitAccessArguments(segment, offset, sizeBytes);
+            _il.Emit(OpCodes.Ldloc, value);
+            _il.Emit(OpCodes.Call, CpuMembers.Write);
+            EmitCpu();
+            _il.Emit(OpCodes.Ldfld, CpuMembers.EndBlock);
+        });
+    }
+
+    /// <summary>
+    /// The cold path of the access being emitted: the pending flags written and the CPU state made exact for a
+    /// fault (as they are at the access), then the checked access, which pushes whether to leave; else back to done.
+    /// </summary>
+    private void AddMissPath(Label miss, Label done, Action checkedAccess)
+    {
         var point = CurrentSyncPoint;
         var exit = ExitLabel();
         var flags = PendingFlagsHere();
@@ -210,11 +218,7 @@ internal sealed partial class BlockEmitter
             _il.MarkLabel(miss);
             EmitPendingFlags(flags);
             EmitSync(point);
-            EmitAccessArguments(segment, offset, sizeBytes);
-            _il.Emit(OpCodes.Ldloc, value);
-            _il.Emit(OpCodes.Call, CpuMembers.Write);
-            EmitCpu();
-            _il.Emit(OpCodes.Ldfld, CpuMembers.EndBlock);
+            checkedAccess();
             _il.Emit(OpCodes.Brtrue, exit);
             _il.Emit(OpCodes.Br, done);
         });

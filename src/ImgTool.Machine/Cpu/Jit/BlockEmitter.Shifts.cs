@@ -50,11 +50,7 @@ internal sealed partial class BlockEmitter
                 _il.Emit(OpCodes.Shr_Un);
                 _il.Emit(OpCodes.Conv_U4);
                 EmitAnd(1);
-                _il.Emit(OpCodes.Dup);
-                _il.Emit(OpCodes.Ldloc, result);
-                _il.Emit(OpCodes.Ldc_I4, bits - 1);
-                _il.Emit(OpCodes.Shr_Un);
-                _il.Emit(OpCodes.Xor);
+                EmitCarryAndCarryXorSign(result, bits);
                 EmitFlagBitsFromCarryAndOverflow();
             }
         }
@@ -156,11 +152,7 @@ internal sealed partial class BlockEmitter
                 // CF = bit 0, OF = CF xor the sign.
                 _il.Emit(OpCodes.Ldloc, result);
                 EmitAnd(1);
-                _il.Emit(OpCodes.Dup);
-                _il.Emit(OpCodes.Ldloc, result);
-                _il.Emit(OpCodes.Ldc_I4, bits - 1);
-                _il.Emit(OpCodes.Shr_Un);
-                _il.Emit(OpCodes.Xor);
+                EmitCarryAndCarryXorSign(result, bits);
             }
             else
             {
@@ -189,6 +181,16 @@ internal sealed partial class BlockEmitter
         EmitStore(op.Destination, size);
         ReleaseTemp(result);
         ReleaseTemp(value);
+    }
+
+    /// <summary>With CF (0/1) on the stack: CF and CF xor the result's sign (OF after SHL and ROL).</summary>
+    private void EmitCarryAndCarryXorSign(LocalBuilder result, int bits)
+    {
+        _il.Emit(OpCodes.Dup);
+        _il.Emit(OpCodes.Ldloc, result);
+        _il.Emit(OpCodes.Ldc_I4, bits - 1);
+        _il.Emit(OpCodes.Shr_Un);
+        _il.Emit(OpCodes.Xor);
     }
 
     /// <summary>With CF (0/1) and OF (0/1) on the stack: their EFLAGS bits, as the Shift record keeps them.</summary>
