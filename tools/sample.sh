@@ -5,7 +5,7 @@
 # boots the VMDK on imgtool's own PC until the guest prints the SHA-256 of its disk, which must be the source's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/install.sh
+tools/build.sh
 
 # The boot's firmware (the fixture script installs what it needs itself).
 if [ ! -e /usr/share/seabios/bios.bin ]; then

@@ -39,6 +39,8 @@ command -v cryptsetup >/dev/null 2>&1 || need+=(cryptsetup-bin)
 command -v pvcreate >/dev/null 2>&1 || need+=(lvm2)
 command -v genisoimage >/dev/null 2>&1 || need+=(genisoimage)
 command -v blkid >/dev/null 2>&1 || need+=(util-linux)
+# tools/install.sh's man page is rendered by man in its test.
+command -v man >/dev/null 2>&1 || need+=(man-db)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || {
@@ -49,7 +51,7 @@ fi
 
 # The published binaries (NativeAOT imgtool and its JIT machine host): the handover tests run them.
 if [ ! -x out/bin/imgtool ] || [ ! -x out/bin/machine/imgtool-machine ]; then
-  tools/install.sh >/dev/null || { echo "test.sh: tools/install.sh failed" >&2; exit 1; }
+  tools/build.sh >/dev/null || { echo "test.sh: tools/build.sh failed" >&2; exit 1; }
 fi
 
 results=$(mktemp -d)

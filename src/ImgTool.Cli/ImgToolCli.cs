@@ -43,6 +43,8 @@ public static class ImgToolCli
         root.Subcommands.Add(LsCommand.Build(context));
         root.Subcommands.Add(CatCommand.Build(context));
         root.Subcommands.Add(CopyOutCommand.Build(context));
+        root.Subcommands.Add(DocsCommands.Completion(context));
+        root.Subcommands.Add(DocsCommands.Man(context));
 
         if (args is ["--version" or "-V"])
         {

@@ -8,7 +8,7 @@ namespace ImgTool.Cli;
 /// binary cannot compile code at run time, and the machine runs faster on the JIT (tiered PGO: 93 against 103 CPU
 /// seconds for the same Linux boot, measured on this engine) and translates guest code only there. So the AOT
 /// binary hands a boot over to imgtool-machine, the same commands published framework-dependent with ReadyToRun
-/// (tools/install.sh puts it in machine/ beside imgtool), by exec: same process, same standard streams, same
+/// (tools/build.sh puts it in machine/ beside imgtool), by exec: same process, same standard streams, same
 /// signals and exit code, so a user still types only `imgtool boot ...`. info, map and check never pay for it,
 /// nor does a short boot (BootCommand runs the first instructions here).
 /// </summary>

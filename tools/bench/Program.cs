@@ -95,7 +95,7 @@ internal static class Program
             ? Path.GetFullPath(options.WorkDir)
             : Path.Combine(RequireRoot(repositoryRoot, "--work"), "bench-work");
         string qemuImgPath = ResolveProgram(options.QemuImgPath, "qemu-utils");
-        RequireExecutable(imgtoolPath, "imgtool (build it with tools/install.sh)");
+        RequireExecutable(imgtoolPath, "imgtool (build it with tools/build.sh)");
         RequireExecutable(qemuImgPath, "qemu-img (tools/bench/run.sh installs qemu-utils)");
         RequireExecutable(GnuTimePath, "GNU time (tools/bench/run.sh installs it)");
         // qemu-system-i386 only matters to the boot case: a bench of the other cases runs without it.

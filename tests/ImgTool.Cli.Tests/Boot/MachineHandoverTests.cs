@@ -5,7 +5,7 @@ namespace ImgTool.Cli.Tests.Boot;
 
 /// <summary>
 /// The NativeAOT imgtool hands `boot` over to the JIT machine host (out/bin/machine/imgtool-machine) by exec:
-/// the decision as a unit, and the published pair end to end (tools/test.sh runs tools/install.sh when the
+/// the decision as a unit, and the published pair end to end (tools/test.sh runs tools/build.sh when the
 /// binaries are missing): the host's JSON says it ran on the JIT, and its exit code reaches the caller.
 /// </summary>
 public sealed class MachineHandoverTests : IDisposable
@@ -45,7 +45,7 @@ public sealed class MachineHandoverTests : IDisposable
     public async Task The_published_imgtool_boots_on_the_runtime_the_handover_chose(string code, string? variable, string[] extra, string runtime, string outcome)
     {
         string imgtool = Path.Combine(RepositoryRoot(), "out", "bin", "imgtool");
-        Assert.True(File.Exists(imgtool), $"{imgtool} is missing: tools/install.sh builds it (tools/test.sh runs it when it is missing)");
+        Assert.True(File.Exists(imgtool), $"{imgtool} is missing: tools/build.sh builds it (tools/test.sh runs it when it is missing)");
         string image = Path.Combine(_directory, $"{code}.img");
         byte[] bytes = new byte[1 << 20];
         (code == "spin" ? Spin : Halt).CopyTo(bytes, 0);
