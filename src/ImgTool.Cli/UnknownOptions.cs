@@ -23,14 +23,37 @@ internal static class UnknownOptions
         }
 
         string name = unknown.Value.Split('=', 2)[0];
-        IEnumerable<string> known = parse.CommandResult.Command.Options.Concat(root.Options.Where(option => option.Recursive))
+        return Describe(name, parse.CommandResult.Command, root);
+    }
+
+    /// <summary>"unknown option '--x' (did you mean '--y'?)" for an option name the command does not have.</summary>
+    public static string Describe(string name, Command command, RootCommand root)
+    {
+        IEnumerable<string> known = command.Options.Concat(root.Options.Where(option => option.Recursive))
             .SelectMany(option => option.Aliases.Append(option.Name));
-        string? nearest = known.Distinct().Select(candidate => (candidate, distance: Distance(name, candidate)))
-            .Where(pair => name.Length > 3 && pair.distance <= Math.Max(1, name.Length / 4))
+        return Nearest(name, known) is { } nearest ? $"unknown option '{name}' (did you mean '{nearest}'?)" : $"unknown option '{name}'";
+    }
+
+    /// <summary>
+    /// "unknown command 'conver' (did you mean 'convert'?)" when the first word after imgtool is no command, else null.
+    /// </summary>
+    public static string? DescribeCommand(ParseResult parse, RootCommand root)
+    {
+        if (parse.CommandResult.Command != root || parse.Tokens.Count == 0 || parse.Tokens[0] is not { Type: TokenType.Argument } first || LooksLikeOption(first.Value))
+        {
+            return null;
+        }
+
+        string? nearest = Nearest(first.Value, root.Subcommands.Where(command => !command.Hidden).Select(command => command.Name));
+        return nearest is null ? $"unknown command '{first.Value}'" : $"unknown command '{first.Value}' (did you mean '{nearest}'?)";
+    }
+
+    /// <summary>The closest candidate within a quarter of the word's length in edits (one at least), if any.</summary>
+    private static string? Nearest(string word, IEnumerable<string> candidates) =>
+        candidates.Distinct().Select(candidate => (candidate, distance: Distance(word, candidate)))
+            .Where(pair => word.Length > 3 && pair.distance <= Math.Max(1, word.Length / 4))
             .OrderBy(pair => pair.distance).ThenBy(pair => pair.candidate, StringComparer.Ordinal)
             .Select(pair => pair.candidate).FirstOrDefault();
-        return nearest is null ? $"unknown option '{name}'" : $"unknown option '{name}' (did you mean '{nearest}'?)";
-    }
 
     /// <summary>-x or --xy, but not "-" (stdin), "--" or a negative size such as resize's "-1G".</summary>
     private static bool LooksLikeOption(string value) =>

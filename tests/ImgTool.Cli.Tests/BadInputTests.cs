@@ -105,7 +105,7 @@ public sealed class BadInputTests : IDisposable
     [Fact]
     public async Task Unknown_command_and_bad_flags()
     {
-        AssertOneLineError(await Imgtool("frobnicate"), "imgtool: Unrecognized command or argument 'frobnicate'.", extraLines: 1);
+        AssertOneLineError(await Imgtool("frobnicate"), "imgtool: unknown command 'frobnicate'", extraLines: 1);
         AssertOneLineError(await Imgtool("info", "--output", "xml", "x"), extraLines: 1);
         AssertOneLineError(await Imgtool("convert", _dir.File("only-one")));
         AssertOneLineError(await Imgtool("create"));
@@ -125,6 +125,17 @@ public sealed class BadInputTests : IDisposable
         // A negative size is an argument, not an option: resize's "-1G" still reaches the command.
         RunResult shrink = await Imgtool("resize", _dir.File("missing.qcow2"), "-1G");
         Assert.DoesNotContain("unknown option", shrink.Err, StringComparison.Ordinal);
+    }
+
+    /// <summary>Issue 18: a misspelt command gets the nearest one; convert (whose file list takes any word) names its nearest option too.</summary>
+    [Fact]
+    public async Task A_misspelt_command_or_convert_option_is_named_with_the_nearest_one()
+    {
+        AssertOneLineError(await Imgtool("conver", "a.raw", "b.qcow2"), "imgtool: unknown command 'conver' (did you mean 'convert'?)", extraLines: 1);
+        AssertOneLineError(await Imgtool("snapshto", "-l", "x"), "imgtool: unknown command 'snapshto' (did you mean 'snapshot'?)", extraLines: 1);
+        AssertOneLineError(await Imgtool("frobnicate"), "imgtool: unknown command 'frobnicate'", extraLines: 1);
+        AssertOneLineError(await Imgtool("convert", "--ouput", "json", _dir.File("a.raw"), _dir.File("b.raw")),
+            "imgtool: unknown option '--ouput' (did you mean '--output'?)");
     }
 
     [Fact]

@@ -55,7 +55,7 @@ internal static class ConvertCommand
             if (names.FirstOrDefault(n => n.Length > 1 && n[0] == '-') is { } unknown)
             {
                 // Not a file name: an option this convert does not have (a file named so can be given as ./-name).
-                throw new InvalidOptionException($"unrecognized option '{unknown}'");
+                throw new InvalidOptionException(UnknownOptions.Describe(unknown.Split('=', 2)[0], command, (RootCommand)parse.RootCommandResult.Command));
             }
 
             if (names.Length < 2)
