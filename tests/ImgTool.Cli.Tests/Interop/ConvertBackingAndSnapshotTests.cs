@@ -86,7 +86,7 @@ public sealed class ConvertBackingAndSnapshotTests : IDisposable
         string source = await QemuMadeOverlayAsync();
         RunResult ours = await Imgtool("convert", "-O", "raw", "--salvage", source, _dir.File("new.raw"));
         Assert.Equal(1, ours.ExitCode);
-        Assert.Equal("imgtool: unrecognized option '--salvage'\n", ours.Err);
+        Assert.Equal("imgtool: unknown option '--salvage'\n", ours.Err);
         Assert.False(File.Exists(_dir.File("new.raw")));
     }
 
