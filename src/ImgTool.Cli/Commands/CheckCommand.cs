@@ -7,7 +7,7 @@ using ImgTool.Operations.Check;
 
 namespace ImgTool.Cli.Commands;
 
-/// <summary>check [-f fmt] [--output=ofmt] [-r leaks|all] [-U] filename. Exit 0 clean, 1 not completed, 2 corrupt, 3 leaks, 63 unsupported.</summary>
+/// <summary>check [-f fmt] [--output=ofmt] [-r leaks|all] [-T src_cache] [-U] filename. Exit 0 clean, 1 not completed, 2 corrupt, 3 leaks, 63 unsupported.</summary>
 internal static class CheckCommand
 {
     public static Command Build(CliContext context)
@@ -16,8 +16,9 @@ internal static class CheckCommand
         var output = CommonOptions.Output();
         var repair = new Option<string?>("-r") { Description = "Repair: leaks, or all", HelpName = "leaks|all" }.AcceptOnlyFromAmong("leaks", "all");
         var forceShare = CommonOptions.ForceShare();
+        var sourceCache = CommonOptions.Cache("-T", "Cache mode for the image (default writeback)");
         var file = new Argument<string>("filename");
-        var command = new Command("check", "Check an image's metadata for consistency") { format, output, repair, forceShare, file };
+        var command = new Command("check", "Check an image's metadata for consistency") { format, output, repair, forceShare, sourceCache, file };
         command.SetAction(context, async (parse, cancellationToken) =>
         {
             CheckRepair mode = parse.GetValue(repair) switch
@@ -27,7 +28,7 @@ internal static class CheckCommand
                 _ => CheckRepair.None,
             };
             CheckResult result = await new CheckOperation(context.Opener).RunAsync(
-                new CheckOptions(parse.GetValue(file)!, parse.GetValue(format), mode, parse.GetValue(forceShare)),
+                new CheckOptions(parse.GetValue(file)!, parse.GetValue(format), mode, parse.GetValue(forceShare), CommonOptions.ParseSourceCache(parse.GetValue(sourceCache))),
                 cancellationToken).ConfigureAwait(false);
             if (!result.Supported)
             {

@@ -1,9 +1,11 @@
 using ImgTool.Block.Devices;
+using ImgTool.Block.Host;
 using ImgTool.Formats;
 
 namespace ImgTool.Operations.Check;
 
-public sealed record CheckOptions(string FileName, string? Format = null, CheckRepair Repair = CheckRepair.None, bool ForceShare = false);
+/// <param name="Cache">-T src_cache: how the checked image is opened (qemu-img's default, writeback).</param>
+public sealed record CheckOptions(string FileName, string? Format = null, CheckRepair Repair = CheckRepair.None, bool ForceShare = false, CacheMode Cache = CacheMode.Writeback);
 
 /// <summary>The check's outcome; <see cref="Supported"/> is false for formats without checks (qemu-img exits 63).</summary>
 /// <param name="Report">After a repair, the report of the second check that verifies it, carrying the counts of what was fixed.</param>
@@ -36,7 +38,7 @@ public sealed class CheckOperation(ImageOpener opener)
         bool readOnly = options.Repair == CheckRepair.None;
         await using IImage image = await opener.OpenAsync(
             options.FileName,
-            new ImageOpenRequest(options.Format, ReadOnly: readOnly, ForceShare: options.ForceShare && readOnly, OpenBacking: false, Checking: true),
+            new ImageOpenRequest(options.Format, ReadOnly: readOnly, ForceShare: options.ForceShare && readOnly, Cache: options.Cache, OpenBacking: false, Checking: true),
             cancellationToken).ConfigureAwait(false);
 
         if (image is not ICheckable checkable)

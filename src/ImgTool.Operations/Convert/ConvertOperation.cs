@@ -206,9 +206,9 @@ public sealed class ConvertOperation(ImageOpener opener)
             throw new InvalidOptionException($"-m must be between 1 and {MaxParallel}");
         }
 
-        if (options.SparseBytes < 0 || options.SparseBytes % 512 != 0 || options.SparseBytes > ConvertPipeline.ChunkBytes)
+        if (options.SparseBytes < 0 || options.SparseBytes % 512 != 0 || options.SparseBytes > ConvertOptions.MaxSparseBytes)
         {
-            throw new InvalidOptionException($"invalid -S {options.SparseBytes}: use a multiple of 512 up to {ConvertPipeline.ChunkBytes}");
+            throw new InvalidOptionException(ConvertOptions.InvalidSparseSize);
         }
 
         if (options.TargetIsZero && !options.NoCreate)
