@@ -15,6 +15,13 @@ public sealed class ConvertOperation(ImageOpener opener)
 
     public async ValueTask<ConvertResult> RunAsync(ConvertOptions options, IProgress<ProgressReport>? progress = null, CancellationToken cancellationToken = default)
     {
+        // -o backing_file= and -o backing_fmt= are -B and -F spelt as options (qemu-img treats them alike).
+        ImageOptions given = ImageOptions.Parse(options.TargetOptionStrings ?? []);
+        options = options with
+        {
+            BackingFile = options.BackingFile ?? given.GetString("backing_file"),
+            BackingFormat = options.BackingFormat ?? given.GetString("backing_fmt"),
+        };
         Validate(options);
         Preset? preset = options.Preset is null ? null : Preset.Get(options.Preset);
         FormatDriver driver = opener.Registry.Get(preset?.ResolveFormat(options.TargetFormat) ?? options.TargetFormat ?? "raw");
@@ -240,7 +247,7 @@ public sealed class ConvertOperation(ImageOpener opener)
         }
         else if (options.BackingFormat is not null)
         {
-            throw new InvalidOptionException("-F needs -B: it names the format of the target's backing file");
+            throw new InvalidOptionException("Backing format cannot be used without backing file", options.Target);
         }
     }
 }
