@@ -62,7 +62,9 @@ internal static class CreateCommand
     public static async Task PrintOptionHelpAsync(CliContext context, FormatDriver driver)
     {
         var text = new StringBuilder("Supported options:\n");
-        foreach (ImageOptionSpec spec in driver.CreateOptionSpecs.OrderBy(s => s.Name, StringComparer.Ordinal))
+        // A read-only format has no create options that work: say so, as create itself would.
+        driver.EnsureWritableFormat(null);
+        foreach (ImageOptionSpec spec in driver.CreateOptionSpecs.Where(s => !s.Hidden).OrderBy(s => s.Name, StringComparer.Ordinal))
         {
             text.Append(spec.HelpLine).Append('\n');
         }
