@@ -13,8 +13,16 @@ public enum ImageOptionKind
 /// order, which its "Formatting ..." line follows (`-o help` sorts them by name).</summary>
 /// <param name="Default">The value qemu-img's "Formatting ..." line prints when the option is not given (QEMU's
 /// def_value_str), or null when it prints nothing for it.</param>
+/// <param name="Choices">The values that work. A Choice option is checked against them when parsed; a String
+/// option with choices lists them in `-o help` but leaves the refusal to the format, whose message says more.</param>
 public sealed record ImageOptionSpec(string Name, ImageOptionKind Kind, string Description, IReadOnlyList<string>? Choices = null, string? Default = null)
 {
+    /// <summary>
+    /// Accepted, so that qemu-img's spelling parses and gets a clear refusal, but not listed by `-o help`: an option
+    /// whose only working value is its default (qcow2's deprecated encryption=on asks for AES, which we do not have).
+    /// </summary>
+    public bool Hidden { get; init; }
+
     /// <summary>The value placeholder qemu-img prints in `-o help` ("&lt;size&gt;", "&lt;bool (on/off)&gt;", ...).</summary>
     public string Placeholder => Kind switch
     {

@@ -7,7 +7,7 @@ using ImgTool.Operations.Check;
 
 namespace ImgTool.Cli.Commands;
 
-/// <summary>check [-f fmt] [--output=ofmt] [-r leaks|all] [-U] filename. Exit 0 clean, 1 not completed, 2 corrupt, 3 leaks, 63 unsupported.</summary>
+/// <summary>check [-f fmt] [--output=ofmt] [-r leaks|all] [-T src_cache] [-U] filename. Exit 0 clean, 1 not completed, 2 corrupt, 3 leaks, 63 unsupported.</summary>
 internal static class CheckCommand
 {
     public static Command Build(CliContext context)
@@ -16,8 +16,9 @@ internal static class CheckCommand
         var output = CommonOptions.Output();
         var repair = new Option<string?>("-r") { Description = "Repair: leaks, or all", HelpName = "leaks|all" }.AcceptOnlyFromAmong("leaks", "all");
         var forceShare = CommonOptions.ForceShare();
+        var sourceCache = CommonOptions.Cache("-T", "Cache mode for the image (default writeback)");
         var file = new Argument<string>("filename");
-        var command = new Command("check", "Check an image's metadata for consistency") { format, output, repair, forceShare, file };
+        var command = new Command("check", "Check an image's metadata for consistency") { format, output, repair, forceShare, sourceCache, file };
         command.SetAction(context, async (parse, cancellationToken) =>
         {
             CheckRepair mode = parse.GetValue(repair) switch
@@ -27,12 +28,20 @@ internal static class CheckCommand
                 _ => CheckRepair.None,
             };
             CheckResult result = await new CheckOperation(context.Opener).RunAsync(
-                new CheckOptions(parse.GetValue(file)!, parse.GetValue(format), mode, parse.GetValue(forceShare)),
+                new CheckOptions(parse.GetValue(file)!, parse.GetValue(format), mode, parse.GetValue(forceShare), CommonOptions.ParseSourceCache(parse.GetValue(sourceCache))),
                 cancellationToken).ConfigureAwait(false);
             if (!result.Supported)
             {
                 // qemu-img's wording and exit code (63) for a format without checks.
                 await context.Error.WriteLineAsync("imgtool: This image format does not support checks").ConfigureAwait(false);
+                return result.ExitCode;
+            }
+
+            if (result.FailedReason is { } reason)
+            {
+                // qemu-img prints what it found, then "Check failed", and no summary (exit 1).
+                await WriteLinesAsync(context, result.Report).ConfigureAwait(false);
+                await context.Error.WriteLineAsync($"imgtool: {result.FileName}: Check failed: {reason}").ConfigureAwait(false);
                 return result.ExitCode;
             }
 
@@ -42,14 +51,22 @@ internal static class CheckCommand
             }
             else
             {
-                foreach (CheckFinding finding in result.Report.Findings)
+                // The order qemu-img prints in: the repairing pass's lines, the repair summary, the double
+                // check's lines, then the counts.
+                bool quiet = parse.GetValue(context.Quiet);
+                if (result.RepairPass is { } repairPass)
                 {
-                    await context.Error.WriteLineAsync(FindingLine(finding)).ConfigureAwait(false);
+                    await WriteLinesAsync(context, repairPass).ConfigureAwait(false);
+                    if (!quiet)
+                    {
+                        await context.Output.WriteAsync(RepairSummary(result)).ConfigureAwait(false);
+                    }
                 }
 
-                if (!parse.GetValue(context.Quiet))
+                await WriteLinesAsync(context, result.Report).ConfigureAwait(false);
+                if (!quiet)
                 {
-                    await context.Output.WriteAsync(Human(result)).ConfigureAwait(false);
+                    await context.Output.WriteAsync(Summary(result)).ConfigureAwait(false);
                 }
             }
 
@@ -58,18 +75,48 @@ internal static class CheckCommand
         return command;
     }
 
-    internal static string FindingLine(CheckFinding f) =>
+    /// <summary>A report's findings and repairs on stderr, each repair after the findings made before it.</summary>
+    private static async Task WriteLinesAsync(CliContext context, CheckReport report)
+    {
+        foreach (string line in Lines(report))
+        {
+            await context.Error.WriteLineAsync(line).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The lines a check prints as it goes, in qemu-img's words where the format has them.</summary>
+    internal static IEnumerable<string> Lines(CheckReport report)
+    {
+        int repair = 0;
+        for (int i = 0; i <= report.Findings.Count; i++)
+        {
+            for (; repair < report.Repairs.Count && report.Repairs[repair].FindingsBefore <= i; repair++)
+            {
+                yield return report.Repairs[repair].Message;
+            }
+
+            if (i < report.Findings.Count)
+            {
+                yield return FindingLine(report.Findings[i]);
+            }
+        }
+    }
+
+    internal static string FindingLine(CheckFinding f) => f.QemuLine ??
         $"{(f.Severity == CheckSeverity.Leak ? "Leaked" : "ERROR")} {f.Structure} at offset {f.OffsetBytes}: {f.Message}{(f.Repaired ? " (repaired)" : string.Empty)}";
 
-    /// <summary>qemu-img check's summary text, word for word.</summary>
-    internal static string Human(CheckResult result)
+    /// <summary>qemu-img check's text: the repair summary (after a repair) and then the counts.</summary>
+    internal static string Human(CheckResult result) => RepairSummary(result) + Summary(result);
+
+    /// <summary>What qemu-img prints on stdout between the repairing pass and the double check.</summary>
+    internal static string RepairSummary(CheckResult result) => !result.Repaired ? string.Empty : string.Create(CultureInfo.InvariantCulture,
+        $"The following inconsistencies were found and repaired:\n\n    {result.Report.LeaksFixed} leaked clusters\n    {result.Report.CorruptionsFixed} corruptions\n\nDouble checking the fixed image now...\n");
+
+    /// <summary>qemu-img check's summary of the counts, word for word.</summary>
+    internal static string Summary(CheckResult result)
     {
         CheckReport r = result.Report;
         var text = new StringBuilder();
-        if (result.Repaired)
-        {
-            text.Append(CultureInfo.InvariantCulture, $"The following inconsistencies were found and repaired:\n\n    {r.LeaksFixed} leaked clusters\n    {r.CorruptionsFixed} corruptions\n\nDouble checking the fixed image now...\n");
-        }
 
         if (r.Corruptions == 0 && r.Leaks == 0 && r.CheckErrors == 0)
         {
@@ -128,10 +175,10 @@ internal static class CheckCommand
         w.WriteOptionalNumber("compressed-clusters", NonZero(r.CompressedClusters));
         w.WriteString("filename", result.FileName);
         w.WriteString("format", result.Format);
-        if (r.Findings.Count > 0)
+        if (r.Findings.Any(f => !f.Restated))
         {
             w.WriteStartArray("findings");
-            foreach (CheckFinding f in r.Findings)
+            foreach (CheckFinding f in r.Findings.Where(f => !f.Restated))
             {
                 w.WriteStartObject();
                 w.WriteString("severity", f.Severity switch { CheckSeverity.Leak => "leak", CheckSeverity.Corruption => "corruption", _ => "check-error" });
@@ -139,6 +186,23 @@ internal static class CheckCommand
                 w.WriteNumber("offset", f.OffsetBytes);
                 w.WriteString("message", f.Message);
                 w.WriteBoolean("repaired", f.Repaired);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+        }
+
+        // What the repair changed, in the order it changed it (qemu-img prints these lines on stderr).
+        IReadOnlyList<CheckRepairAction> repairs = result.RepairPass?.Repairs ?? r.Repairs;
+        if (repairs.Count > 0)
+        {
+            w.WriteStartArray("repairs");
+            foreach (CheckRepairAction action in repairs)
+            {
+                w.WriteStartObject();
+                w.WriteString("structure", action.Structure);
+                w.WriteNumber("offset", action.OffsetBytes);
+                w.WriteString("message", action.Message);
                 w.WriteEndObject();
             }
 

@@ -25,6 +25,12 @@ internal static class CommonOptions
 
     public static bool IsJson(this ParseResult parse, Option<string> output) => parse.GetValue(output) == "json";
 
+    /// <summary>-T src_cache as qemu-img takes it: a cache mode name, refused in qemu-img's words.</summary>
+    public static CacheMode ParseSourceCache(string? name) =>
+        IsCacheMode(name) ? ParseCache(name, CacheMode.Writeback) : throw new InvalidOptionException($"Invalid source cache option: {name}");
+
+    private static bool IsCacheMode(string? name) => name is null or "writeback" or "writethrough" or "directsync" or "none" or "unsafe";
+
     /// <summary>Cache mode names as qemu-img takes them (-t / -T).</summary>
     public static CacheMode ParseCache(string? name, CacheMode fallback) => name switch
     {

@@ -4,7 +4,7 @@ using ImgTool.Operations.Compare;
 
 namespace ImgTool.Cli.Commands;
 
-/// <summary>compare [-f fmt] [-F fmt] [-p] [-q] [-s] [-U] filename1 filename2. Exit 0 identical, 1 different, 2 error.</summary>
+/// <summary>compare [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] filename1 filename2. Exit 0 identical, 1 different, 2 error.</summary>
 internal static class CompareCommand
 {
     public const int ErrorExitCode = 2;
@@ -18,15 +18,16 @@ internal static class CompareCommand
         var progressStyle = new Option<string?>("--progress") { Description = "Show progress as human text or as JSON lines on stderr", HelpName = "human|json" }
             .AcceptOnlyFromAmong("human", "json");
         var forceShare = CommonOptions.ForceShare();
+        var sourceCache = CommonOptions.Cache("-T", "Cache mode for both images (default writeback)");
         var output = CommonOptions.Output();
         var first = new Argument<string>("filename1");
         var second = new Argument<string>("filename2");
-        var command = new Command("compare", "Compare the contents of two images") { formatA, formatB, strict, progress, progressStyle, forceShare, output, first, second };
+        var command = new Command("compare", "Compare the contents of two images") { formatA, formatB, strict, progress, progressStyle, forceShare, sourceCache, output, first, second };
         command.SetAction(
             context,
             async (parse, cancellationToken) =>
             {
-                var options = new CompareOptions(parse.GetValue(first)!, parse.GetValue(second)!, parse.GetValue(formatA), parse.GetValue(formatB), parse.GetValue(strict), parse.GetValue(forceShare));
+                var options = new CompareOptions(parse.GetValue(first)!, parse.GetValue(second)!, parse.GetValue(formatA), parse.GetValue(formatB), parse.GetValue(strict), parse.GetValue(forceShare), CommonOptions.ParseSourceCache(parse.GetValue(sourceCache)));
                 ProgressPrinter? printer = ProgressPrinter.Create(context, parse.GetValue(progress), parse.GetValue(progressStyle));
                 CompareResult result = await new CompareOperation(context.Opener).RunAsync(options, printer, cancellationToken).ConfigureAwait(false);
                 printer?.Finish();

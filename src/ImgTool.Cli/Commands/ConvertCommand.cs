@@ -17,7 +17,7 @@ internal static class ConvertCommand
         var outputFormat = new Option<string?>("-O") { Description = "Target format (default raw)", HelpName = "output_fmt" };
         var preset = CommonOptions.Preset();
         var options = CreateCommand.OptionList();
-        var sparse = new Option<string?>("-S") { Description = "Zero runs of at least this size are not written (default 4k; 0 allocates everything)", HelpName = "sparse_size" };
+        var sparse = new Option<string?>("-S") { Description = "Zero runs of at least this size are not written (default 4k, at most 16M; 0 allocates everything)", HelpName = "sparse_size" };
         var noCreate = new Option<bool>("-n") { Description = "Do not create the target; write into the existing one" };
         var progress = new Option<bool>("-p") { Description = "Show progress" };
         var progressStyle = new Option<string?>("--progress") { Description = "Show progress as human text or as JSON lines on stderr", HelpName = "human|json" }
@@ -70,14 +70,14 @@ internal static class ConvertCommand
                 targetFormat,
                 optionStrings,
                 parse.GetValue(compress),
-                parse.GetValue(sparse) is { } s ? SizeParser.Parse(s, "sparse size (-S)") : 4096,
+                parse.GetValue(sparse) is { } s ? SparseSize(s) : 4096,
                 parse.GetValue(noCreate),
                 parse.GetValue(parallel),
                 parse.GetValue(outOfOrder),
                 parse.GetValue(targetIsZero),
                 parse.GetValue(forceShare),
                 CommonOptions.ParseCache(parse.GetValue(cache), CacheMode.Unsafe),
-                CommonOptions.ParseCache(parse.GetValue(sourceCache), CacheMode.Writeback),
+                CommonOptions.ParseSourceCache(parse.GetValue(sourceCache)),
                 presetName,
                 parse.GetValue(backingFile),
                 parse.GetValue(backingFormat),
@@ -121,4 +121,8 @@ internal static class ConvertCommand
         w.WriteNumber("seconds", Math.Round(result.Elapsed.TotalSeconds, 3));
         w.WriteEndObject();
     });
+
+    /// <summary>-S as qemu-img parses it (a size with suffixes, 1.5k allowed), with qemu-img's message when it is none.</summary>
+    private static long SparseSize(string text) =>
+        SizeParser.TryParse(text, out long bytes) ? bytes : throw new InvalidOptionException(ConvertOptions.UnparsableSparseSize);
 }

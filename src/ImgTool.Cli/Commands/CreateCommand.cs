@@ -9,7 +9,7 @@ using ImgTool.Operations.Presets;
 
 namespace ImgTool.Cli.Commands;
 
-/// <summary>create [-f fmt] [-o options] [-b backing_file [-F backing_fmt]] [-u] [-q] filename [size]</summary>
+/// <summary>create [-f fmt] [-o options] [-b backing_file -F backing_fmt | -b backing_file --probe-backing-format] [-u] [-q] filename [size]</summary>
 internal static class CreateCommand
 {
     public static Command Build(CliContext context)
@@ -19,11 +19,15 @@ internal static class CreateCommand
         var options = OptionList();
         var backing = new Option<string?>("-b") { Description = "Backing file", HelpName = "backing_file" };
         var backingFormat = new Option<string?>("-F") { Description = "Backing file format", HelpName = "backing_fmt" };
-        var unsafeBacking = new Option<bool>("-u") { Description = "Do not open the backing file (its size must be given)" };
+        var unsafeBacking = new Option<bool>("-u") { Description = "Do not open the backing file (its size and -F must be given)" };
+        var probeBacking = new Option<bool>(BackingFormatRules.ProbeFlag)
+        {
+            Description = "With -b and no -F: use the format the backing file is probed as (and record it). Without it, as qemu-img, -b needs -F",
+        };
         var output = CommonOptions.Output();
         var file = new Argument<string?>("filename") { Arity = ArgumentArity.ZeroOrOne };
         var size = new Argument<string?>("size") { Arity = ArgumentArity.ZeroOrOne, Description = "Virtual size, with an optional k, M, G, T, P or E suffix" };
-        var command = new Command("create", "Create a new image") { format, preset, options, backing, backingFormat, unsafeBacking, output, file, size };
+        var command = new Command("create", "Create a new image") { format, preset, options, backing, backingFormat, unsafeBacking, probeBacking, output, file, size };
         command.SetAction(context, async (parse, cancellationToken) =>
         {
             string? presetName = parse.GetValue(preset);
@@ -38,7 +42,7 @@ internal static class CreateCommand
             string fileName = parse.GetValue(file) ?? throw new InvalidOptionException("expecting one image file name");
             long? sizeBytes = parse.GetValue(size) is { } text ? SizeParser.Parse(text, "image size") : null;
             CreateResult result = await new CreateOperation(context.Opener).RunAsync(
-                new CreateOptions(fileName, parse.GetValue(format), sizeBytes, optionStrings, parse.GetValue(backing), parse.GetValue(backingFormat), parse.GetValue(unsafeBacking), presetName),
+                new CreateOptions(fileName, parse.GetValue(format), sizeBytes, optionStrings, parse.GetValue(backing), parse.GetValue(backingFormat), parse.GetValue(unsafeBacking), presetName, parse.GetValue(probeBacking)),
                 cancellationToken).ConfigureAwait(false);
             if (parse.GetValue(context.Quiet))
             {
@@ -58,7 +62,9 @@ internal static class CreateCommand
     public static async Task PrintOptionHelpAsync(CliContext context, FormatDriver driver)
     {
         var text = new StringBuilder("Supported options:\n");
-        foreach (ImageOptionSpec spec in driver.CreateOptionSpecs.OrderBy(s => s.Name, StringComparer.Ordinal))
+        // A read-only format has no create options that work: say so, as create itself would.
+        driver.EnsureWritableFormat(null);
+        foreach (ImageOptionSpec spec in driver.CreateOptionSpecs.Where(s => !s.Hidden).OrderBy(s => s.Name, StringComparer.Ordinal))
         {
             text.Append(spec.HelpLine).Append('\n');
         }

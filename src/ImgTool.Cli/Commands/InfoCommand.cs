@@ -171,10 +171,19 @@ internal static class InfoCommand
         }
     });
 
-    /// <summary>qemu-img's "snapshots" array (QAPI SnapshotInfo), keys in the order qemu-img prints them.</summary>
-    private static void WriteSnapshots(Utf8JsonWriter w, IReadOnlyList<SnapshotInfo> snapshots)
+    /// <summary>qemu-img's "snapshots" array (QAPI SnapshotInfo), keys in the order qemu-img prints them; with no
+    /// <paramref name="name"/>, the bare array (snapshot -l --output json).</summary>
+    internal static void WriteSnapshots(Utf8JsonWriter w, IReadOnlyList<SnapshotInfo> snapshots, string? name = "snapshots")
     {
-        w.WriteStartArray("snapshots");
+        if (name is null)
+        {
+            w.WriteStartArray();
+        }
+        else
+        {
+            w.WriteStartArray(name);
+        }
+
         foreach (SnapshotInfo s in snapshots)
         {
             w.WriteStartObject();

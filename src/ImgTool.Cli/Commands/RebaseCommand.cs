@@ -47,7 +47,7 @@ internal static class RebaseCommand
                     parse.GetValue(backingFormat),
                     isUnsafe,
                     CommonOptions.ParseCache(parse.GetValue(cache), CacheMode.Writeback),
-                    CommonOptions.ParseCache(parse.GetValue(sourceCache), CacheMode.Writeback),
+                    CommonOptions.ParseSourceCache(parse.GetValue(sourceCache)),
                     parse.GetValue(forceShare),
                     CrashHook.FromEnvironment(CrashHook.RebaseVariable)),
                 printer,

@@ -4,11 +4,12 @@ using System.Text;
 using ImgTool.Block.Devices;
 using ImgTool.Block.Errors;
 using ImgTool.Block.Options;
+using ImgTool.Cli.Rendering;
 using ImgTool.Operations.Snapshot;
 
 namespace ImgTool.Cli.Commands;
 
-/// <summary>snapshot [-f fmt] [-U] [-l | -a snapshot | -c snapshot | -d snapshot] filename</summary>
+/// <summary>snapshot [-f fmt] [-U] [--output=human|json] [-l | -a snapshot | -c snapshot | -d snapshot] filename</summary>
 internal static class SnapshotCommand
 {
     public static Command Build(CliContext context)
@@ -19,8 +20,12 @@ internal static class SnapshotCommand
         var apply = new Option<string?>("-a") { Description = "Revert the disk to a snapshot", HelpName = "snapshot" };
         var create = new Option<string?>("-c") { Description = "Create a snapshot", HelpName = "snapshot" };
         var delete = new Option<string?>("-d") { Description = "Delete a snapshot", HelpName = "snapshot" };
+        // --output is an option of the command, not of -l, so it parses in any order (-l --output json X,
+        // --output json -l X); qemu-img's JSON for the list is info's "snapshots" array.
+        var output = new Option<string>("--output") { Description = "Output format of -l (json: the array qemu-img info --output=json has as \"snapshots\")", DefaultValueFactory = _ => "human", HelpName = "human|json" }
+            .AcceptOnlyFromAmong("human", "json");
         var file = new Argument<string>("filename");
-        var command = new Command("snapshot", "List, create, apply or delete internal snapshots") { format, forceShare, list, apply, create, delete, file };
+        var command = new Command("snapshot", "List, create, apply or delete internal snapshots") { format, forceShare, list, apply, create, delete, output, file };
         command.SetAction(context, async (parse, cancellationToken) =>
         {
             var chosen = new List<(SnapshotAction Action, string? Name)>();
@@ -50,10 +55,20 @@ internal static class SnapshotCommand
             }
 
             (SnapshotAction action, string? name) = chosen.Count == 0 ? (SnapshotAction.List, null) : chosen[0];
+            bool json = parse.IsJson(output);
+            if (json && action != SnapshotAction.List)
+            {
+                throw new InvalidOptionException("--output applies only to -l");
+            }
+
             SnapshotResult result = await new SnapshotOperation(context.Opener, TimeProvider.System).RunAsync(
                 new SnapshotOptions(parse.GetValue(file)!, action, name, parse.GetValue(format), parse.GetValue(forceShare)),
                 cancellationToken).ConfigureAwait(false);
-            if (action == SnapshotAction.List && result.Snapshots.Count > 0)
+            if (json)
+            {
+                await context.Output.WriteLineAsync(JsonText.Build(w => InfoCommand.WriteSnapshots(w, result.Snapshots, name: null))).ConfigureAwait(false);
+            }
+            else if (action == SnapshotAction.List && result.Snapshots.Count > 0)
             {
                 await context.Output.WriteAsync(Human(result.Snapshots, TimeZoneInfo.Local)).ConfigureAwait(false);
             }

@@ -16,16 +16,16 @@ public sealed class LuksFormat : FormatDriver
 
     public override string Name => "luks";
 
-    /// <summary>The options qemu-img 7.2 lists for luks, in its order.</summary>
+    /// <summary>The options qemu-img 7.2 lists for luks, in its order, with the values that work here.</summary>
     public override IReadOnlyList<ImageOptionSpec> CreateOptionSpecs { get; } =
     [
         new("size", ImageOptionKind.Size, "Virtual disk size"),
         new("key-secret", ImageOptionKind.String, "ID of the secret that provides the keyslot passphrase"),
-        new("cipher-alg", ImageOptionKind.String, "Name of encryption cipher algorithm"),
-        new("cipher-mode", ImageOptionKind.String, "Name of encryption cipher mode"),
-        new("ivgen-alg", ImageOptionKind.String, "Name of IV generator algorithm"),
-        new("ivgen-hash-alg", ImageOptionKind.String, "Name of IV generator hash algorithm"),
-        new("hash-alg", ImageOptionKind.String, "Name of encryption hash algorithm"),
+        new("cipher-alg", ImageOptionKind.String, "Name of encryption cipher algorithm", LuksCreateChoices.CipherAlgorithms),
+        new("cipher-mode", ImageOptionKind.String, LuksCreateChoices.CipherModeDescription, LuksCreateChoices.CipherModes),
+        new("ivgen-alg", ImageOptionKind.String, "Name of IV generator algorithm", LuksCreateChoices.IvGenerators),
+        new("ivgen-hash-alg", ImageOptionKind.String, LuksCreateChoices.IvHashDescription, LuksCreateChoices.IvHashes),
+        new("hash-alg", ImageOptionKind.String, "Name of encryption hash algorithm", LuksCreateChoices.Hashes),
         new("iter-time", ImageOptionKind.Number, "Time to spend in PBKDF in milliseconds"),
     ];
 

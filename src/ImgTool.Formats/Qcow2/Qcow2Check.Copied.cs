@@ -44,7 +44,7 @@ internal sealed partial class Qcow2Check
 
             long l1EntryOffset = l1TableOffset + (i * 8);
             ulong? l2Refcount = await RefcountAsync(l2Offset / ClusterSize, cancellationToken).ConfigureAwait(false);
-            if (CopiedMismatch(l1EntryOffset, l1Entry, l2Refcount, isL1: true, fix))
+            if (CopiedMismatch(l1EntryOffset, l1Entry, l2Refcount, l1Index: i, fix))
             {
                 await image.SetL1EntryAsync(i, l1Entry ^ Qcow2L2Entry.Copied, cancellationToken).ConfigureAwait(false);
                 corrected++;
@@ -54,7 +54,8 @@ internal sealed partial class Qcow2Check
             for (long j = 0; j < image.L2Entries; j++)
             {
                 (ulong entry, _) = image.ReadL2Entry(l2, j);
-                if (!HasStandardHostCluster(entry, out long offset) || (offset & (ClusterSize - 1)) != 0)
+                // An unaligned entry is judged too, by the cluster its offset falls in, as QEMU's check_oflag_copied.
+                if (!HasStandardHostCluster(entry, out long offset))
                 {
                     continue;
                 }
@@ -67,7 +68,7 @@ internal sealed partial class Qcow2Check
                 }
 
                 long entryOffset = l2Offset + (j * image.L2EntryBytes);
-                if (CopiedMismatch(entryOffset, entry, refcount, isL1: false, fix))
+                if (CopiedMismatch(entryOffset, entry, refcount, l1Index: null, fix))
                 {
                     byte[] raw = new byte[8];
                     BinaryPrimitives.WriteUInt64BigEndian(raw, entry ^ Qcow2L2Entry.Copied);
@@ -81,8 +82,10 @@ internal sealed partial class Qcow2Check
     }
 
     /// <summary>Reports an entry whose COPIED bit disagrees with its cluster's refcount (null: unreadable, not
-    /// judged); true when it is to be flipped.</summary>
-    private bool CopiedMismatch(long entryOffset, ulong entry, ulong? refcount, bool isL1, bool fix)
+    /// judged); true when it is to be flipped. QEMU words it by the entry's value (and L1 index), and prints one
+    /// line, "Repairing" instead of "ERROR", when it flips the bit.</summary>
+    /// <param name="l1Index">The L1 index for an L1 entry (about its L2 table); null for an L2 entry (about a data cluster).</param>
+    private bool CopiedMismatch(long entryOffset, ulong entry, ulong? refcount, long? l1Index, bool fix)
     {
         if (refcount is not { } value || (value == 1) == ((entry & Qcow2L2Entry.Copied) != 0))
         {
@@ -90,8 +93,18 @@ internal sealed partial class Qcow2Check
         }
 
         _corruptions++;
-        _findings.Add(new CheckFinding(CheckSeverity.Corruption, isL1 ? "L1 table" : "L2 table", entryOffset,
-            $"OFLAG_COPIED {(isL1 ? "L2 cluster" : "data cluster")}: entry at offset {entryOffset} refcount={value}", fix));
+        (string structure, string message) = l1Index is { } index
+            ? ("L1 table", $"OFLAG_COPIED L2 cluster: l1_index={index} l1_entry={entry:x} refcount={value}")
+            : ("L2 table", $"OFLAG_COPIED data cluster: l2_entry={entry:x} refcount={value}");
+        if (fix)
+        {
+            _repairs.Add(new CheckRepairAction(structure, entryOffset, $"Repairing {message}", _findings.Count));
+        }
+        else
+        {
+            _findings.Add(new CheckFinding(CheckSeverity.Corruption, structure, entryOffset, message, false) { QemuLine = $"ERROR {message}" });
+        }
+
         return fix;
     }
 

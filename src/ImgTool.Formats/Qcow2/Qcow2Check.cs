@@ -16,7 +16,14 @@ namespace ImgTool.Formats.Qcow2;
 internal sealed partial class Qcow2Check(Qcow2Image image)
 {
     private readonly List<CheckFinding> _findings = [];
+    private readonly List<CheckRepairAction> _repairs = [];
     private uint[] _references = [];
+
+    /// <summary>Per host cluster, the first structure that references it (an index into <see cref="_structureNames"/>
+    /// plus one; 0: unreferenced), so a refcount finding names the data cluster or table it is about.</summary>
+    private byte[] _owners = [];
+    private readonly List<string> _structureNames = [];
+    private string? _failedReason;
     private byte[]? _scratch;
     private long _clusters;
     private long _fileLength;
@@ -62,15 +69,22 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
         if (_clusters > Qcow2Limits.MaxCheckClusters)
         {
             _checkErrors++;
-            _findings.Add(new CheckFinding(CheckSeverity.CheckError, "image", 0, $"the image has {_clusters} clusters; this build checks at most {Qcow2Limits.MaxCheckClusters}", false));
+            string tooMany = $"the image has {_clusters} clusters; this build checks at most {Qcow2Limits.MaxCheckClusters}";
+            _findings.Add(new CheckFinding(CheckSeverity.CheckError, "image", 0, tooMany, false) { QemuLine = $"ERROR {tooMany}" });
             return Report(totalClusters, 0);
         }
 
         _references = new uint[_clusters];
+        _owners = new byte[_clusters];
         await CountReferencesAsync(header, cancellationToken).ConfigureAwait(false);
         long[] blocks = FindRefcountBlocks(header);
         RefcountComparison comparison = await CompareRefcountsAsync(blocks, repair, cancellationToken).ConfigureAwait(false);
         (long leaksFixed, long corruptionsFixed) = await RepairRefcountsAsync(comparison, repair, cancellationToken).ConfigureAwait(false);
+        if (_failedReason is not null)
+        {
+            image.Refcounts.DropCache();
+            return Report(totalClusters, comparison.Highest + 1);
+        }
 
         // OFLAG_COPIED must be set exactly when the refcount is one (spec: bit 63 of L1 and L2 entries),
         // judged, as QEMU does, by the refcounts as they are after any refcount repair.
@@ -101,7 +115,7 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
         {
             if (snapshot.L1TableOffset + (snapshot.L1Size * 8L) > File.Length)
             {
-                Corruption("snapshot", snapshot.L1TableOffset, $"snapshot {snapshot.Id} L1 table lies beyond the end of the image");
+                Corruption("snapshot L1 table", snapshot.L1TableOffset, $"snapshot {snapshot.Id} L1 table lies beyond the end of the image");
                 continue;
             }
 
@@ -153,13 +167,13 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
 
             if ((offset & (ClusterSize - 1)) != 0)
             {
-                Corruption("refcount table", header.RefcountTableOffset + (i * 8L), $"refcount block {i} is not cluster aligned; refcount table entry corrupted");
+                Corruption("refcount block", header.RefcountTableOffset + (i * 8L), $"refcount block {i} is not cluster aligned; refcount table entry corrupted");
                 continue;
             }
 
             if (offset >= File.Length)
             {
-                Corruption("refcount table", header.RefcountTableOffset + (i * 8L), $"refcount block {i} is outside image");
+                Corruption("refcount block", header.RefcountTableOffset + (i * 8L), $"refcount block {i} is outside image");
                 continue;
             }
 
@@ -171,8 +185,13 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
         return blocks;
     }
 
-    /// <summary>What pass 3 found: the last cluster in use, refcounts below the references, and leaked clusters.</summary>
-    private sealed record RefcountComparison(long Highest, long TooLowCount, List<long> Leaked);
+    /// <summary>A cluster whose stored refcount differs from the references counted to it.</summary>
+    private readonly record struct RefcountMismatch(long Cluster, ulong Stored, ulong Counted);
+
+    /// <summary>What pass 3 found: the last cluster in use, refcounts below the references (of which
+    /// <paramref name="ZeroButReferenced"/> are 0: QEMU then rebuilds the structure rather than patch it), and
+    /// every mismatch in cluster order.</summary>
+    private sealed record RefcountComparison(long Highest, long TooLowCount, long ZeroButReferenced, List<RefcountMismatch> Mismatches);
 
     /// <summary>
     /// Pass 3: stored refcounts against the counted references. Read one block at a time through the refcount
@@ -185,7 +204,8 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
         long loadedBlock = -1;
         long highest = -1;
         long tooLowCount = 0;
-        var leaked = new List<long>();
+        long zeroButReferenced = 0;
+        var mismatches = new List<RefcountMismatch>();
         for (long i = 0; i < _clusters; i++)
         {
             ulong computed = _references[i];
@@ -215,47 +235,103 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
                 continue;
             }
 
+            // Named after what references the cluster (QEMU's compare_refcounts prints only "cluster N"): the
+            // refcount block merely stores the wrong number.
+            mismatches.Add(new RefcountMismatch(i, storedRefcount, computed));
+            string about = OwnerOf(i);
+            string message = $"cluster {i} refcount={storedRefcount} reference={computed}";
             if (storedRefcount < computed)
             {
                 tooLowCount++;
-                Corruption("refcount block", i * ClusterSize, $"cluster {i} refcount={storedRefcount} reference={computed}");
+                zeroButReferenced += storedRefcount == 0 ? 1 : 0;
+                bool repairable = repair.HasFlag(CheckRepair.Errors);
+                _corruptions++;
+                _findings.Add(new CheckFinding(CheckSeverity.Corruption, about, i * ClusterSize, message, repairable) { QemuLine = $"ERROR {message}" });
             }
             else
             {
                 _leaks++;
-                leaked.Add(i);
-                _findings.Add(new CheckFinding(CheckSeverity.Leak, "refcount block", i * ClusterSize, $"cluster {i} refcount={storedRefcount} reference={computed}", repair.HasFlag(CheckRepair.Leaks)));
+                _findings.Add(new CheckFinding(CheckSeverity.Leak, about, i * ClusterSize, message, repair.HasFlag(CheckRepair.Leaks)) { QemuLine = $"Leaked {message}" });
             }
         }
 
-        return new RefcountComparison(highest, tooLowCount, leaked);
+        return new RefcountComparison(highest, tooLowCount, zeroButReferenced, mismatches);
     }
 
-    /// <summary>Pass 4: a rebuild for refcounts too low (or a dirty image) under -r all, else the leaks under -r leaks.</summary>
+    /// <summary>
+    /// Pass 4, as QEMU's qcow2_check_refcounts: a referenced cluster with refcount 0 (or a dirty image) needs the
+    /// refcount structure rebuilt, which -r all does and -r leaks refuses ("need to rebuild", the check fails);
+    /// otherwise each mismatch the mode allows is set to the counted references, one "Repairing" line each.
+    /// </summary>
     private async ValueTask<(long LeaksFixed, long CorruptionsFixed)> RepairRefcountsAsync(RefcountComparison comparison, CheckRepair repair, CancellationToken cancellationToken)
     {
-        if (repair.HasFlag(CheckRepair.Errors) && (comparison.TooLowCount > 0 || image.Header.Incompatible.HasFlag(Qcow2Incompatible.Dirty)))
+        if (repair == CheckRepair.None)
         {
+            return (0, 0);
+        }
+
+        bool dirty = image.Header.Incompatible.HasFlag(Qcow2Incompatible.Dirty);
+        if (repair.HasFlag(CheckRepair.Errors) && (comparison.ZeroButReferenced > 0 || dirty))
+        {
+            Repaired("refcount table", image.Header.RefcountTableOffset, "Rebuilding refcount structure");
             await RebuildRefcountsAsync(cancellationToken).ConfigureAwait(false);
             return (_leaks, comparison.TooLowCount);
         }
 
-        long leaksFixed = 0;
-        if (repair.HasFlag(CheckRepair.Leaks) && comparison.Leaked.Count > 0)
+        if (comparison.ZeroButReferenced > 0)
         {
-            foreach (long cluster in comparison.Leaked)
+            // QEMU: "ERROR need to rebuild refcount structures", a check error, and the check fails (-EIO).
+            _checkErrors++;
+            const string needRebuild = "need to rebuild refcount structures";
+            _findings.Add(new CheckFinding(CheckSeverity.CheckError, "refcount table", image.Header.RefcountTableOffset, needRebuild, false) { QemuLine = $"ERROR {needRebuild}" });
+            _failedReason = "Input/output error (the refcount structure must be rebuilt, which only -r all does)";
+            return (0, 0);
+        }
+
+        long leaksFixed = 0;
+        long corruptionsFixed = 0;
+        foreach (RefcountMismatch m in comparison.Mismatches)
+        {
+            bool leak = m.Stored > m.Counted;
+            if (!repair.HasFlag(leak ? CheckRepair.Leaks : CheckRepair.Errors))
             {
-                await image.Refcounts.SetRangeAsync(cluster, 1, _references[cluster], cancellationToken).ConfigureAwait(false);
+                string message = $"cluster {m.Cluster} refcount={m.Stored} reference={m.Counted}";
+                _findings.Add(new CheckFinding(leak ? CheckSeverity.Leak : CheckSeverity.Corruption, OwnerOf(m.Cluster), m.Cluster * ClusterSize, message, false)
+                {
+                    QemuLine = $"{(leak ? "Leaked" : "ERROR")} {message}",
+                    Restated = true,
+                });
+                continue;
+            }
+
+            await image.Refcounts.SetRangeAsync(m.Cluster, 1, m.Counted, cancellationToken).ConfigureAwait(false);
+            Repaired(OwnerOf(m.Cluster), m.Cluster * ClusterSize, $"Repairing cluster {m.Cluster} refcount={m.Stored} reference={m.Counted}");
+            if (leak)
+            {
                 leaksFixed++;
+            }
+            else
+            {
+                corruptionsFixed++;
             }
         }
 
-        return (leaksFixed, 0);
+        return (leaksFixed, corruptionsFixed);
     }
+
+    /// <summary>Records a change the repair made, after the findings made so far.</summary>
+    private void Repaired(string structure, long offset, string line) =>
+        _repairs.Add(new CheckRepairAction(structure, offset, line, _findings.Count));
+
+    /// <summary>What references a cluster, for the finding's structure ("unreferenced cluster" for a leak).</summary>
+    private string OwnerOf(long cluster) =>
+        cluster < _owners.Length && _owners[cluster] != 0 ? _structureNames[_owners[cluster] - 1] : "unreferenced cluster";
 
     private CheckReport Report(long totalClusters, long endClusters) => new()
     {
         Findings = _findings,
+        Repairs = _repairs,
+        FailedReason = _failedReason,
         Corruptions = _corruptions,
         Leaks = _leaks,
         CheckErrors = _checkErrors,
@@ -266,10 +342,11 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
         CompressedClusters = _compressed,
     };
 
-    private void Corruption(string structure, long offset, string message)
+    /// <param name="qemuLine">qemu-img's line for it; by default its usual "ERROR " and the message.</param>
+    private void Corruption(string structure, long offset, string message, string? qemuLine = null)
     {
         _corruptions++;
-        _findings.Add(new CheckFinding(CheckSeverity.Corruption, structure, offset, message, false));
+        _findings.Add(new CheckFinding(CheckSeverity.Corruption, structure, offset, message, false) { QemuLine = qemuLine ?? $"ERROR {message}" });
     }
 
     /// <summary>One reference from a structure to every host cluster in [offset, offset + length).</summary>
@@ -282,11 +359,14 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
 
         long first = offset / ClusterSize;
         long last = (offset + length - 1) / ClusterSize;
+        int owner = OwnerIndex(structure);
         for (long cluster = first; cluster <= last; cluster++)
         {
             if (cluster >= _clusters || cluster < 0)
             {
-                Corruption(structure, offset, $"{structure} at offset {offset} reaches beyond the end of the image file");
+                // QEMU's qcow2_inc_refcounts_imrt words it so, in hex.
+                Corruption(structure, offset, $"{structure} at offset {offset} reaches beyond the end of the image file",
+                    $"ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x{offset:x} size 0x{length:x}");
                 return;
             }
 
@@ -294,7 +374,25 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
             {
                 _references[cluster]++;
             }
+
+            if (_owners[cluster] == 0)
+            {
+                _owners[cluster] = (byte)owner;
+            }
         }
+    }
+
+    /// <summary>The owner code of a structure name (a handful of names, so a list is enough).</summary>
+    private int OwnerIndex(string structure)
+    {
+        int index = _structureNames.IndexOf(structure);
+        if (index < 0)
+        {
+            _structureNames.Add(structure);
+            index = _structureNames.Count - 1;
+        }
+
+        return index + 1;
     }
 
     private async ValueTask CheckL1Async(long[] l1, bool active, CancellationToken cancellationToken)
@@ -318,13 +416,13 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
 
             if ((l2Offset & (ClusterSize - 1)) != 0)
             {
-                Corruption("L1 table", entryOffset, $"l2_offset={l2Offset}: Table is not cluster aligned; L1 entry corrupted");
+                Corruption("L1 table", entryOffset, $"l2_offset={l2Offset:x}: Table is not cluster aligned; L1 entry corrupted");
                 continue;
             }
 
             if (l2Offset + ClusterSize > File.Length)
             {
-                Corruption("L1 table", entryOffset, $"l2_offset={l2Offset}: L2 table lies beyond the end of the image");
+                Corruption("L1 table", entryOffset, $"l2_offset={l2Offset:x}: L2 table lies beyond the end of the image");
                 continue;
             }
 
@@ -346,7 +444,8 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
             {
                 if ((entry & Qcow2L2Entry.Copied) != 0)
                 {
-                    Corruption("L2 table", entryOffset, $"coffset={Qcow2L2Entry.CompressedHostOffset(entry, image.ClusterBits)}: copied flag must never be set for compressed clusters");
+                    string copiedOnCompressed = $"coffset=0x{Qcow2L2Entry.CompressedHostOffset(entry, image.ClusterBits):x}: copied flag must never be set for compressed clusters";
+                    Corruption("L2 table", entryOffset, copiedOnCompressed, $"ERROR: {copiedOnCompressed}");
                 }
 
                 if (image.ExtendedL2 && bitmap != 0)
@@ -387,8 +486,8 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
 
             if ((offset & (ClusterSize - 1)) != 0)
             {
-                Corruption("L2 table", entryOffset, $"offset={offset}: Cluster is not properly aligned; L2 entry corrupted");
-                continue;
+                // As QEMU's check_refcounts_l2, which still counts the clusters the unaligned entry covers.
+                Corruption("L2 table", entryOffset, $"offset={offset:x}: Data cluster is not properly aligned; L2 entry corrupted.");
             }
 
             bool inDataFile = image.HasExternalDataFile;
@@ -431,18 +530,11 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
 
     /// <summary>
     /// Writes a new refcount table and blocks past the end of the file from the counted references
-    /// (QEMU's rebuild_refcount_structure), then points the header at them. The old structure is left
-    /// behind unreferenced, with refcount zero.
+    /// (QEMU's rebuild_refcount_structure), then points the header at them. As in QEMU, the counts still
+    /// include the old structure, so it is then a leak that is repaired at once, one "Repairing" line per cluster.
     /// </summary>
     private async ValueTask RebuildRefcountsAsync(CancellationToken cancellationToken)
     {
-        foreach (long cluster in _refcountStructure)
-        {
-            if (cluster < _references.Length && _references[cluster] > 0)
-            {
-                _references[cluster]--;
-            }
-        }
 
         long perBlock = image.Refcounts.EntriesPerBlock;
         long entriesPerTableCluster = ClusterSize / 8;
@@ -498,5 +590,25 @@ internal sealed partial class Qcow2Check(Qcow2Image image)
         await File.WriteAsync(tableOffset, raw, cancellationToken).ConfigureAwait(false);
         image.Refcounts.Replace(tableOffset, table);
         await image.ReplaceRefcountTableAsync(tableOffset, (int)tableClusters, cancellationToken).ConfigureAwait(false);
+        await ReleaseOldStructureAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The old refcount table and blocks, no longer referenced once the header names the new ones: their
+    /// refcounts drop by one each (to zero unless something else also references the cluster), in cluster order.</summary>
+    private async ValueTask ReleaseOldStructureAsync(CancellationToken cancellationToken)
+    {
+        foreach (IGrouping<long, long> cluster in _refcountStructure.Where(c => c < _references.Length).GroupBy(c => c).OrderBy(g => g.Key))
+        {
+            ulong stored = Math.Min(_references[cluster.Key], image.Refcounts.MaxRefcount);
+            ulong counted = (ulong)Math.Max(0L, _references[cluster.Key] - (long)cluster.Count());
+            _references[cluster.Key] = (uint)counted;
+            if (stored == counted)
+            {
+                continue;
+            }
+
+            await image.Refcounts.SetRangeAsync(cluster.Key, 1, counted, cancellationToken).ConfigureAwait(false);
+            Repaired("refcount structure", cluster.Key * ClusterSize, $"Repairing cluster {cluster.Key} refcount={stored} reference={counted}");
+        }
     }
 }

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using ImgTool.Block.Devices;
 using ImgTool.Block.Host;
 using ImgTool.Block.Options;
+using ImgTool.Formats.Luks;
 
 namespace ImgTool.Formats.Qcow2;
 
@@ -22,14 +23,17 @@ public sealed class Qcow2Format : FormatDriver
     /// defaults that line prints.</summary>
     public override IReadOnlyList<ImageOptionSpec> CreateOptionSpecs { get; } =
     [
-        new("encryption", ImageOptionKind.Bool, "Encrypt the image with format 'aes'. (Deprecated in favor of encrypt.format=aes)"),
-        new("encrypt.format", ImageOptionKind.String, "Encrypt the image, format choices: 'aes', 'luks'"),
-        new("encrypt.key-secret", ImageOptionKind.String, "ID of secret providing qcow AES key or LUKS passphrase"),
-        new("encrypt.cipher-alg", ImageOptionKind.String, "Name of encryption cipher algorithm"),
-        new("encrypt.cipher-mode", ImageOptionKind.String, "Name of encryption cipher mode"),
-        new("encrypt.ivgen-alg", ImageOptionKind.String, "Name of IV generator algorithm"),
-        new("encrypt.ivgen-hash-alg", ImageOptionKind.String, "Name of IV generator hash algorithm"),
-        new("encrypt.hash-alg", ImageOptionKind.String, "Name of encryption hash algorithm"),
+        // qemu-img's legacy AES encryption is not implemented: "encryption" still parses (on is refused with a
+        // pointer to LUKS) but is not listed, and encrypt.format lists only luks. The LUKS options list the values
+        // LuksCreateSettings takes.
+        new("encryption", ImageOptionKind.Bool, "Encrypt the image with format 'aes'. (Deprecated in favor of encrypt.format=aes)") { Hidden = true },
+        new("encrypt.format", ImageOptionKind.String, "Encrypt the image", ["luks"]),
+        new("encrypt.key-secret", ImageOptionKind.String, "ID of secret providing the LUKS passphrase"),
+        new("encrypt.cipher-alg", ImageOptionKind.String, "Name of encryption cipher algorithm", LuksCreateChoices.CipherAlgorithms),
+        new("encrypt.cipher-mode", ImageOptionKind.String, LuksCreateChoices.CipherModeDescription, LuksCreateChoices.CipherModes),
+        new("encrypt.ivgen-alg", ImageOptionKind.String, "Name of IV generator algorithm", LuksCreateChoices.IvGenerators),
+        new("encrypt.ivgen-hash-alg", ImageOptionKind.String, LuksCreateChoices.IvHashDescription, LuksCreateChoices.IvHashes),
+        new("encrypt.hash-alg", ImageOptionKind.String, "Name of encryption hash algorithm", LuksCreateChoices.Hashes),
         new("encrypt.iter-time", ImageOptionKind.Number, "Time to spend in PBKDF in milliseconds"),
         new("cluster_size", ImageOptionKind.Size, "qcow2 cluster size", Default: "65536"),
         new("extended_l2", ImageOptionKind.Bool, "Extended L2 tables", Default: "off"),

@@ -1,12 +1,14 @@
 using System.Buffers;
 using ImgTool.Block.Devices;
+using ImgTool.Block.Host;
 using ImgTool.Formats;
 using ImgTool.Operations.Common;
 
 namespace ImgTool.Operations.Compare;
 
 /// <param name="Strict">-s: fail on a size mismatch or a difference in allocation, not only in content.</param>
-public sealed record CompareOptions(string FileNameA, string FileNameB, string? FormatA = null, string? FormatB = null, bool Strict = false, bool ForceShare = false);
+/// <param name="Cache">-T src_cache: how both images are opened (qemu-img's default, writeback).</param>
+public sealed record CompareOptions(string FileNameA, string FileNameB, string? FormatA = null, string? FormatB = null, bool Strict = false, bool ForceShare = false, CacheMode Cache = CacheMode.Writeback);
 
 public enum CompareOutcome
 {
@@ -38,8 +40,8 @@ public sealed class CompareOperation(ImageOpener opener)
 
     public async ValueTask<CompareResult> RunAsync(CompareOptions options, IProgress<ProgressReport>? progress = null, CancellationToken cancellationToken = default)
     {
-        await using IImage a = await opener.OpenAsync(options.FileNameA, new ImageOpenRequest(options.FormatA, ForceShare: options.ForceShare), cancellationToken).ConfigureAwait(false);
-        await using IImage b = await opener.OpenAsync(options.FileNameB, new ImageOpenRequest(options.FormatB, ForceShare: options.ForceShare), cancellationToken).ConfigureAwait(false);
+        await using IImage a = await opener.OpenAsync(options.FileNameA, new ImageOpenRequest(options.FormatA, ForceShare: options.ForceShare, Cache: options.Cache), cancellationToken).ConfigureAwait(false);
+        await using IImage b = await opener.OpenAsync(options.FileNameB, new ImageOpenRequest(options.FormatB, ForceShare: options.ForceShare, Cache: options.Cache), cancellationToken).ConfigureAwait(false);
 
         long common = Math.Min(a.SizeBytes, b.SizeBytes);
         long total = Math.Max(a.SizeBytes, b.SizeBytes);

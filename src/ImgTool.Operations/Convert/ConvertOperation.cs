@@ -15,6 +15,13 @@ public sealed class ConvertOperation(ImageOpener opener)
 
     public async ValueTask<ConvertResult> RunAsync(ConvertOptions options, IProgress<ProgressReport>? progress = null, CancellationToken cancellationToken = default)
     {
+        // -o backing_file= and -o backing_fmt= are -B and -F spelt as options (qemu-img treats them alike).
+        ImageOptions given = ImageOptions.Parse(options.TargetOptionStrings ?? []);
+        options = options with
+        {
+            BackingFile = options.BackingFile ?? given.GetString("backing_file"),
+            BackingFormat = options.BackingFormat ?? given.GetString("backing_fmt"),
+        };
         Validate(options);
         Preset? preset = options.Preset is null ? null : Preset.Get(options.Preset);
         FormatDriver driver = opener.Registry.Get(preset?.ResolveFormat(options.TargetFormat) ?? options.TargetFormat ?? "raw");
@@ -206,9 +213,9 @@ public sealed class ConvertOperation(ImageOpener opener)
             throw new InvalidOptionException($"-m must be between 1 and {MaxParallel}");
         }
 
-        if (options.SparseBytes < 0 || options.SparseBytes % 512 != 0 || options.SparseBytes > ConvertPipeline.ChunkBytes)
+        if (options.SparseBytes < 0 || options.SparseBytes % 512 != 0 || options.SparseBytes > ConvertOptions.MaxSparseBytes)
         {
-            throw new InvalidOptionException($"invalid -S {options.SparseBytes}: use a multiple of 512 up to {ConvertPipeline.ChunkBytes}");
+            throw new InvalidOptionException(ConvertOptions.InvalidSparseSize);
         }
 
         if (options.TargetIsZero && !options.NoCreate)
@@ -240,7 +247,7 @@ public sealed class ConvertOperation(ImageOpener opener)
         }
         else if (options.BackingFormat is not null)
         {
-            throw new InvalidOptionException("-F needs -B: it names the format of the target's backing file");
+            throw new InvalidOptionException("Backing format cannot be used without backing file", options.Target);
         }
     }
 }

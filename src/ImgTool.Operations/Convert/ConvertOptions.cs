@@ -35,7 +35,18 @@ public sealed record ConvertOptions(
     string? Preset = null,
     string? BackingFile = null,
     string? BackingFormat = null,
-    string? Snapshot = null);
+    string? Snapshot = null)
+{
+    /// <summary>qemu-img's -S limit (MAX_BUF_SECTORS, 32768 sectors): a zero run longer than one request still
+    /// counts, as qemu-img treats a buffer that is zero to its end as a zero run.</summary>
+    public const long MaxSparseBytes = 16L << 20;
+
+    /// <summary>qemu-img's words for a -S out of range, on one line.</summary>
+    public const string InvalidSparseSize = "Invalid buffer size for sparse output specified. Valid sizes are multiples of 512 up to 16777216. Select 0 to disable sparse detection (fully allocates output).";
+
+    /// <summary>qemu-img's words for a -S that is no size (its two lines joined).</summary>
+    public const string UnparsableSparseSize = "Invalid buffer size for sparse output specified. You may use k, M, G, T, P or E suffixes for kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.";
+}
 
 /// <summary>What convert did.</summary>
 /// <param name="DataBytesRead">Bytes read from the sources (zero and unallocated ranges are never read).</param>

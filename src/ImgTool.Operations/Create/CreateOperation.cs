@@ -11,6 +11,8 @@ namespace ImgTool.Operations.Create;
 /// <param name="Unsafe">-u: do not open the backing file (its size must then be given).</param>
 /// <param name="Format">The format (-f), or null for raw (or the preset's).</param>
 /// <param name="Preset">--preset: a destination platform's format, options and size rounding.</param>
+/// <param name="ProbeBackingFormat">--probe-backing-format: a backing file without -F gets the format its contents
+/// are probed as (and the image records it); without it, as qemu-img 7.2, the backing format must be given.</param>
 public sealed record CreateOptions(
     string FileName,
     string? Format,
@@ -19,7 +21,8 @@ public sealed record CreateOptions(
     string? BackingFile = null,
     string? BackingFormat = null,
     bool Unsafe = false,
-    string? Preset = null);
+    string? Preset = null,
+    bool ProbeBackingFormat = false);
 
 /// <summary>What was created, with the options as qemu-img's "Formatting ..." line lists them.</summary>
 /// <param name="RequestedSizeBytes">The size asked for, when a preset rounded it up to <paramref name="SizeBytes"/>.</param>
@@ -38,6 +41,7 @@ public sealed class CreateOperation(ImageOpener opener)
         string? backingFile = options.BackingFile ?? imageOptions.GetString("backing_file");
         string? backingFormat = options.BackingFormat ?? imageOptions.GetString("backing_fmt");
         long? size = options.SizeBytes ?? imageOptions.GetSize("size");
+        BackingFormatRules.CheckCreate(driver, options.FileName, backingFile, backingFormat, options.Unsafe, options.ProbeBackingFormat);
         if (backingFile is not null && !options.Unsafe)
         {
             // Open the backing file as qemu-img does: it must exist, and it gives the default size.
@@ -46,6 +50,11 @@ public sealed class CreateOperation(ImageOpener opener)
                 new ImageOpenRequest(Format: backingFormat, ForceShare: true),
                 cancellationToken).ConfigureAwait(false);
             size ??= backing.SizeBytes;
+            if (backingFormat is null && !options.ProbeBackingFormat)
+            {
+                throw BackingFormatRules.NotGiven(options.FileName, backing.FormatName);
+            }
+
             backingFormat ??= backing.FormatName;
         }
 

@@ -65,7 +65,7 @@ public sealed class RebaseOperation(ImageOpener opener)
         if (newName is not null && options.BackingFormat is null)
         {
             // qemu-img 7.2 refuses to store a backing file without its format; we refuse before anything is read.
-            throw new InvalidOptionException($"Could not change the backing file to '{newName}': backing format must be specified (-F)", options.FileName);
+            throw new InvalidOptionException($"Could not change the backing file to '{newName}': backing format must be specified");
         }
 
         await using IImage top = await opener.OpenAsync(

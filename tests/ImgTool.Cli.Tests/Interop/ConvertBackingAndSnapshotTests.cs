@@ -61,7 +61,7 @@ public sealed class ConvertBackingAndSnapshotTests : IDisposable
     }
 
     [Theory]
-    [InlineData("-F qcow2", "-F needs -B")]
+    [InlineData("-F qcow2", "Backing format cannot be used without backing file")]
     [InlineData("-n -B base.qcow2 -F qcow2", "-B cannot be used with -n")]
     [InlineData("-l snapshot.tag=x", "Invalid parameter 'snapshot.tag' in -l")]
     public async Task Other_misuse_gets_one_clear_line(string arguments, string message)
