@@ -70,6 +70,7 @@ public static class ImgToolCli
             // One line, as qemu-img does, instead of the parser's full help text; the most specific error first.
             ParseError shown = parse.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parse.Errors[0];
             string message = UnknownOptions.Describe(parse, root)
+                ?? FileArguments.Describe(parse)
                 ?? string.Join(' ', shown.Message.Split(['\n', '\t'], StringSplitOptions.RemoveEmptyEntries).Select(p => p.Trim()));
             await error.WriteLineAsync($"imgtool: {message}").ConfigureAwait(false);
             await error.WriteLineAsync("Try 'imgtool --help' for more information.").ConfigureAwait(false);
