@@ -51,6 +51,7 @@ internal static class FileArguments
             "create" => "Expecting image file name",
             "convert" => "Must specify image file name",
             "resize" => "Not enough arguments",
+            "measure" => "At most one filename argument is allowed.",
             // qemu-img checks -o before the file name.
             "amend" when !result.Children.OfType<OptionResult>().Any(option => option.Option.Name == "-o") => "Must specify options (-o)",
             "ls" or "cat" => "Expecting IMAGE[:PARTITION]:/PATH",

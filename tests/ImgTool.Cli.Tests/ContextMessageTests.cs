@@ -88,6 +88,7 @@ public sealed class ContextMessageTests : IDisposable
     [InlineData("resize")]
     [InlineData("resize", "A")]
     [InlineData("resize", "A", "+1M", "B")]
+    [InlineData("measure", "-O", "qcow2", "A", "B")]
     [InlineData("info", "-f")]
     [InlineData("convert", "-O")]
     [InlineData("info", "--output")]
