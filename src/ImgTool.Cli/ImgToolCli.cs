@@ -11,6 +11,14 @@ public static class ImgToolCli
     public static string Version { get; } =
         typeof(ImgToolCli).Assembly.GetName().Version is { } v ? $"{v.Major}.{v.Minor}.{v.Build}" : "0.0.0";
 
+    /// <summary>The process entry point (imgtool and imgtool-machine): the command line on stdout and stderr.</summary>
+    public static Task<int> MainAsync(string[] args)
+    {
+        // Not Console.Out: on a terminal it would first write the terminal's keypad mode string (StandardStreams).
+        var (output, error, binaryOutput) = StandardStreams.Open();
+        return RunAsync(args, output, error, binaryOutput, Console.IsOutputRedirected);
+    }
+
     public static Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, bool outputRedirected = true, CancellationToken cancellationToken = default) =>
         RunAsync(args, output, error, null, outputRedirected, cancellationToken);
 
@@ -46,6 +54,12 @@ public static class ImgToolCli
         root.Subcommands.Add(DocsCommands.Completion(context));
         root.Subcommands.Add(DocsCommands.Man(context));
 
+        if (root.Options.OfType<System.CommandLine.Help.HelpOption>().FirstOrDefault()?.Action is System.CommandLine.Help.HelpAction help)
+        {
+            // Given here: by default the help reads Console.WindowWidth, whose terminal set-up writes escape sequences.
+            help.MaxWidth = context.OutputIsTerminal ? StandardStreams.TerminalColumns() : int.MaxValue;
+        }
+
         if (args is ["--version" or "-V"])
         {
             await output.WriteLineAsync($"imgtool version {Version}").ConfigureAwait(false);
@@ -58,6 +72,7 @@ public static class ImgToolCli
             // One line, as qemu-img does, instead of the parser's full help text; the most specific error first.
             ParseError shown = parse.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parse.Errors[0];
             string message = UnknownOptions.DescribeCommand(parse, root) ?? UnknownOptions.Describe(parse, root)
+                ?? FileArguments.Describe(parse)
                 ?? string.Join(' ', shown.Message.Split(['\n', '\t'], StringSplitOptions.RemoveEmptyEntries).Select(p => p.Trim()));
             await error.WriteLineAsync($"imgtool: {message}").ConfigureAwait(false);
             await error.WriteLineAsync("Try 'imgtool --help' for more information.").ConfigureAwait(false);

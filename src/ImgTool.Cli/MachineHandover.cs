@@ -44,14 +44,14 @@ internal static partial class MachineHandover
         HostPath(RuntimeFeature.IsDynamicCodeSupported, AppContext.BaseDirectory, Environment.GetEnvironmentVariable(Variable), File.Exists);
 
     /// <summary>Replaces this process with the machine host running this process's own arguments; returns only if exec failed.</summary>
-    public static void Exec(TextWriter error)
+    public static void Exec(TextWriter output, TextWriter error)
     {
         if (Host() is not { } host)
         {
             return;
         }
 
-        Console.Out.Flush();
+        output.Flush();
         error.Flush();
         string[] args = Environment.GetCommandLineArgs()[1..];
         string?[] argv = [host, .. args, null];

@@ -1,3 +1,3 @@
 using ImgTool.Cli;
 
-return await ImgToolCli.RunAsync(args, Console.Out, Console.Error, Console.IsOutputRedirected).ConfigureAwait(false);
+return await ImgToolCli.MainAsync(args).ConfigureAwait(false);

@@ -19,6 +19,10 @@ public abstract class FormatDriver
     /// <summary>Whether opened images implement <see cref="ICompressedWrites"/> (convert -c), given the create options.</summary>
     public virtual bool SupportsCompression(ImgTool.Block.Options.ImageOptions options) => false;
 
+    /// <summary>When <see cref="SupportsCompression"/> is false for these options but other options of the format
+    /// compress, what to say (VMDK: "-o subformat=streamOptimized compresses"); null when the format never does.</summary>
+    public virtual string? CompressionHint(ImgTool.Block.Options.ImageOptions options) => null;
+
     /// <summary>Whether images created with these options store every unit compressed (VMDK streamOptimized),
     /// so convert compresses on all cores even without -c.</summary>
     public virtual bool AlwaysCompresses(ImgTool.Block.Options.ImageOptions options) => false;

@@ -58,6 +58,22 @@ public sealed class ImageOpener(FormatRegistry registry)
         return OpenLayerAsync(path, request.Format, request, [], cancellationToken);
     }
 
+    /// <summary>
+    /// Opens the backing file an image names or will name (create -b): resolved against that image's folder, with a
+    /// failure that says it is the backing file and which path was tried. A bad option (an unknown -F) stays as it is.
+    /// </summary>
+    public async ValueTask<IImage> OpenBackingFileAsync(string imagePath, string backingName, ImageOpenRequest request, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await OpenAsync(ResolveBackingPath(imagePath, backingName), request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ImgToolException e) when (e is not (BackingFileException or InvalidOptionException))
+        {
+            throw BackingFileErrors.CouldNotOpen(imagePath, backingName, e);
+        }
+    }
+
     /// <summary>The secret with this id, or the error qemu-img gives for an unknown one.</summary>
     public byte[] Secret(string id) =>
         Secrets.TryGetValue(id, out byte[]? secret) ? secret : throw new InvalidOptionException($"No secret with id '{id}'");

@@ -47,7 +47,12 @@ public sealed class InvalidOptionException(string message, string? fileName = nu
 
 /// <summary>The host refused an I/O operation (missing file, permission, no space).</summary>
 public sealed class HostIOException(string message, string? fileName = null, Exception? inner = null)
-    : ImgToolException(message, fileName, inner);
+    : ImgToolException(message, fileName, inner)
+{
+    /// <summary>The system's own words for the refusal (strerror: "No such file or directory"), when the message
+    /// wraps them, so a caller that says what the file was (a backing file) can quote just the reason.</summary>
+    public string? Reason { get; init; }
+}
 
 /// <summary>An encrypted image cannot be opened: no key was given, or the key unlocks nothing.</summary>
 public sealed class EncryptionKeyException(string message, string? fileName = null)

@@ -237,13 +237,21 @@ public sealed class LinuxHostFile : IHostFile
         for (long done = 0; done < lengthBytes;)
         {
             int n = (int)Math.Min(Chunk, lengthBytes - done);
-            if (IsDirect(_cache))
+            try
             {
-                DirectWriteAsync(offsetBytes + done, zeros.Memory[..n], default).AsTask().GetAwaiter().GetResult();
+                if (IsDirect(_cache))
+                {
+                    DirectWriteAsync(offsetBytes + done, zeros.Memory[..n], default).AsTask().GetAwaiter().GetResult();
+                }
+                else
+                {
+                    RandomAccess.Write(_handle, zeros.Span[..n], offsetBytes + done);
+                }
             }
-            else
+            catch (IOException e)
             {
-                RandomAccess.Write(_handle, zeros.Span[..n], offsetBytes + done);
+                // Preallocation and zeroing fill whole files: ENOSPC is likely here, and must name the file.
+                throw new HostIOException($"write failed at offset {offsetBytes + done}: {e.Message}", Path, e);
             }
 
             done += n;

@@ -30,7 +30,8 @@ internal static unsafe class NativeFile
 
         if (fd < 0)
         {
-            throw new HostIOException($"Could not open: {LastError()}", path);
+            string reason = LastError();
+            throw new HostIOException($"Could not open: {reason}", path) { Reason = reason };
         }
 
         var handle = new SafeFileHandle(fd, ownsHandle: true);
@@ -39,13 +40,13 @@ internal static unsafe class NativeFile
         {
             string error = LastError();
             handle.Dispose();
-            throw new HostIOException($"Could not open: {error}", path);
+            throw new HostIOException($"Could not open: {error}", path) { Reason = error };
         }
 
         if ((st.st_mode & LibC.S_IFMT) == LibC.S_IFDIR)
         {
             handle.Dispose();
-            throw new HostIOException("Could not open: Is a directory", path);
+            throw new HostIOException("Could not open: Is a directory", path) { Reason = "Is a directory" };
         }
 
         return handle;

@@ -107,7 +107,7 @@ internal static class BootCommand
         {
             if (options.Writable || options.TracePath is not null)
             {
-                MachineHandover.Exec(context.Error);
+                MachineHandover.Exec(context.Output, context.Error);
             }
 
             return await operation.RunAsync(options, cancellationToken).ConfigureAwait(false);
@@ -119,7 +119,7 @@ internal static class BootCommand
             return prefix;
         }
 
-        MachineHandover.Exec(context.Error);
+        MachineHandover.Exec(context.Output, context.Error);
         // Exec failed (reported): the whole boot here, on the interpreter.
         return await operation.RunAsync(options, cancellationToken).ConfigureAwait(false);
     }

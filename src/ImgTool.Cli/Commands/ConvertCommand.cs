@@ -60,7 +60,7 @@ internal static class ConvertCommand
 
             if (names.Length < 2)
             {
-                throw new InvalidOptionException("convert needs a source and a target file name");
+                throw new InvalidOptionException("Must specify image file name"); // qemu-img's words for a missing source or target
             }
 
             var convertOptions = new ConvertOptions(

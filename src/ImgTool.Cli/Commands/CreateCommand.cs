@@ -39,7 +39,7 @@ internal static class CreateCommand
                 return 0;
             }
 
-            string fileName = parse.GetValue(file) ?? throw new InvalidOptionException("expecting one image file name");
+            string fileName = parse.GetValue(file) ?? throw new InvalidOptionException("Expecting image file name");
             long? sizeBytes = parse.GetValue(size) is { } text ? SizeParser.Parse(text, "image size") : null;
             CreateResult result = await new CreateOperation(context.Opener).RunAsync(
                 new CreateOptions(fileName, parse.GetValue(format), sizeBytes, optionStrings, parse.GetValue(backing), parse.GetValue(backingFormat), parse.GetValue(unsafeBacking), presetName, parse.GetValue(probeBacking)),

@@ -37,12 +37,13 @@ internal static class ResizeCommand
             }
             else if (unmatched.Count > 0)
             {
-                throw new Block.Errors.InvalidOptionException($"unrecognized option '{unmatched[0]}'");
+                // qemu-img's words: a word too many is miscounted arguments, a dash word an unknown option.
+                throw new Block.Errors.InvalidOptionException(unmatched[0].StartsWith('-') ? $"unrecognized option '{unmatched[0]}'" : "Expecting image file name and size");
             }
 
             if (sizeText is null)
             {
-                throw new Block.Errors.InvalidOptionException("Expecting image file name and size");
+                throw new Block.Errors.InvalidOptionException("Not enough arguments");
             }
 
             ResizeResult result = await new ResizeOperation(context.Opener).RunAsync(

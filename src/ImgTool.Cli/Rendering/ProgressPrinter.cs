@@ -14,6 +14,7 @@ internal sealed class ProgressPrinter : IProgress<ProgressReport>
     private readonly ProgressStyle _style;
     private readonly Lock _lock = new();
     private int _lastPercent = -1;
+    private long _lastDoneBytes = -1;
     private string _lastPhase = string.Empty;
 
     private ProgressPrinter(TextWriter human, TextWriter json, ProgressStyle style)
@@ -48,12 +49,16 @@ internal sealed class ProgressPrinter : IProgress<ProgressReport>
         int percent = (int)Math.Floor(value.Percent);
         lock (_lock)
         {
-            if (percent == _lastPercent && value.Phase == _lastPhase)
+            // Within a phase the figure only grows: operations report the contiguous done part, and a report
+            // that arrives late from another thread must not move the line back.
+            bool samePhase = value.Phase == _lastPhase;
+            if (samePhase && (percent == _lastPercent || value.DoneBytes < _lastDoneBytes))
             {
                 return;
             }
 
             _lastPercent = percent;
+            _lastDoneBytes = value.DoneBytes;
             _lastPhase = value.Phase;
             switch (_style)
             {

@@ -187,7 +187,7 @@ internal sealed partial class Qcow2Image : IImage, IBackingChain, ICheckable, IC
             }
             catch (ImgToolException e)
             {
-                throw new BackingFileException($"could not open backing file '{backingName}': {e.Message}", file.Path, e);
+                throw BackingFileErrors.CouldNotOpen(file.Path, backingName, e);
             }
         }
 

@@ -136,7 +136,7 @@ internal sealed class QcowV1Image : ReadOnlyImage, IBackingChain, IEncrypted
             }
             catch (ImgToolException e)
             {
-                throw new BackingFileException($"could not open backing file '{backingName}': {e.Message}", file.Path, e);
+                throw BackingFileErrors.CouldNotOpen(file.Path, backingName, e);
             }
         }
 

@@ -120,7 +120,7 @@ internal sealed partial class QedImage : IImage, IBackingChain, ICheckable
             }
             catch (ImgToolException e)
             {
-                throw new BackingFileException($"could not open backing file '{backingName}': {e.Message}", file.Path, e);
+                throw BackingFileErrors.CouldNotOpen(file.Path, backingName, e);
             }
         }
 

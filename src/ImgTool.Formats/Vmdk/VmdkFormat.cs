@@ -31,6 +31,11 @@ public sealed class VmdkFormat : FormatDriver
 
     public override bool AlwaysCompresses(ImageOptions options) => SupportsCompression(options);
 
+    /// <summary>Only streamOptimized VMDKs hold compressed grains; the default subformat, monolithicSparse, does not
+    /// (qemu-img then writes it uncompressed without a word).</summary>
+    public override string? CompressionHint(ImageOptions options) =>
+        $"only -o subformat={VmdkCreate.StreamOptimized} compresses, not {options.GetString("subformat") ?? VmdkCreate.MonolithicSparse}";
+
     /// <summary>QEMU's vmdk_probe: a sparse header magic, or a descriptor whose first non-comment line is version=1..3.</summary>
     public override int Probe(ProbeInput input)
     {

@@ -87,7 +87,14 @@ internal static class VmdkOpener
 
             if (descriptor.ParentFileNameHint is { } parent && context.OpenBackingAsync is { } openBacking)
             {
-                backing = await openBacking(parent, "vmdk", cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    backing = await openBacking(parent, "vmdk", cancellationToken).ConfigureAwait(false);
+                }
+                catch (ImgToolException e) when (e is not BackingFileException)
+                {
+                    throw BackingFileErrors.CouldNotOpen(file.Path, parent, e);
+                }
             }
 
             bool stream = extents is [VmdkSparseExtent { IsCompressed: true }];

@@ -36,7 +36,11 @@ public sealed class ConvertOperation(ImageOpener opener)
 
         if (options.Compress && !driver.SupportsCompression(targetOptions))
         {
-            throw new UnsupportedFeatureException($"compression (-c) is not supported by format '{driver.Name}' with these options", options.Target);
+            throw new UnsupportedFeatureException(
+                driver.CompressionHint(targetOptions) is { } hint
+                    ? $"compression (-c) is not supported by format '{driver.Name}' with these options: {hint}"
+                    : $"compression (-c) is not supported by format '{driver.Name}' with these options",
+                options.Target);
         }
 
         if (options.NoCreate && targetOptions.Values.Count > 0)

@@ -26,14 +26,13 @@ internal sealed class ConvertPipeline
     private readonly bool _targetIsZero;
     private readonly int _parallel;
     private readonly bool _outOfOrder;
-    private readonly IProgress<ProgressReport>? _progress;
+    private readonly ContiguousProgress _progress;
     private readonly int _chunkBytes;
     private readonly OrderedGate _gate = new();
     private long _dataBytesRead;
     private long _bytesWritten;
     private long _zeroBytesSkipped;
     private long _zeroBytesWritten;
-    private long _doneBytes;
 
     /// <param name="compressed">The target's compressed-write capability when converting with -c, else null.</param>
     public ConvertPipeline(IBlockDevice source, IBlockDevice target, ICompressedWrites? compressed, long sparseBytes, bool targetIsZero, int parallel, bool outOfOrder, IProgress<ProgressReport>? progress)
@@ -44,7 +43,7 @@ internal sealed class ConvertPipeline
         _sparseBytes = sparseBytes;
         _targetIsZero = targetIsZero;
         _parallel = parallel;
-        _progress = progress;
+        _progress = new ContiguousProgress("convert", source.SizeBytes, progress);
 
         // Compressed units must reach the device in order: that is how it lays them out.
         _outOfOrder = outOfOrder && compressed is null;
@@ -93,7 +92,7 @@ internal sealed class ConvertPipeline
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
         }
 
-        _progress?.Report(new ProgressReport("convert", TotalBytes, TotalBytes));
+        _progress.Finish();
     }
 
     private async Task ProduceAsync(ChannelWriter<Job> writer, CancellationTokenSource failed)
@@ -185,8 +184,7 @@ internal sealed class ConvertPipeline
                     _gate.Advance(job.Sequence);
                 }
 
-                long done = Interlocked.Add(ref _doneBytes, job.LengthBytes);
-                _progress?.Report(new ProgressReport("convert", done, TotalBytes));
+                _progress.Complete(job.Sequence, job.OffsetBytes + job.LengthBytes);
             }
         }
         catch

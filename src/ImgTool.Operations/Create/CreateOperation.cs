@@ -45,8 +45,9 @@ public sealed class CreateOperation(ImageOpener opener)
         if (backingFile is not null && !options.Unsafe)
         {
             // Open the backing file as qemu-img does: it must exist, and it gives the default size.
-            await using IImage backing = await opener.OpenAsync(
-                ImageOpener.ResolveBackingPath(options.FileName, backingFile),
+            await using IImage backing = await opener.OpenBackingFileAsync(
+                options.FileName,
+                backingFile,
                 new ImageOpenRequest(Format: backingFormat, ForceShare: true),
                 cancellationToken).ConfigureAwait(false);
             size ??= backing.SizeBytes;
@@ -60,7 +61,7 @@ public sealed class CreateOperation(ImageOpener opener)
 
         if (size is not { } sizeBytes)
         {
-            throw new InvalidOptionException("image size must be specified (as the SIZE argument or -o size=)", options.FileName);
+            throw new InvalidOptionException("Image creation needs a size parameter", options.FileName); // qemu-img's words (the SIZE argument or -o size=)
         }
 
         long requested = sizeBytes;
