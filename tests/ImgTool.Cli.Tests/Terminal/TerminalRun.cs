@@ -40,7 +40,7 @@ internal static class TerminalRun
 
             Assert.NotNull(directory);
             string path = Path.Combine(directory.FullName, "out", "bin", "imgtool");
-            Assert.True(File.Exists(path), $"{path} is missing: tools/install.sh builds it (tools/test.sh runs it when it is missing)");
+            Assert.True(File.Exists(path), $"{path} is missing: tools/build.sh builds it (tools/test.sh runs it when it is missing)");
             return path;
         }
     }
