@@ -92,6 +92,10 @@ public sealed class ContextMessageTests : IDisposable
     [InlineData("info", "-f")]
     [InlineData("convert", "-O")]
     [InlineData("info", "--output")]
+    [InlineData("create", "-f", "qcow2", "-o")]
+    [InlineData("create", "-f", "qcow2", "NEW", "-o")]
+    [InlineData("convert", "-O", "qcow2", "A", "NEW", "-o")]
+    [InlineData("amend", "-o")]
     public async Task A_missing_argument_is_named_in_qemu_img_words(params string[] command)
     {
         await Tools.QemuImg("create", "-q", "-f", "qcow2", _directory.File("a.qcow2"), "1M");

@@ -57,7 +57,7 @@ internal static class CreateCommand
 
     /// <summary>-o, repeatable; each takes one comma-separated list.</summary>
     public static Option<string[]> OptionList() =>
-        new("-o") { Description = "Format options, comma separated (-o help lists them)", HelpName = "options", Arity = ArgumentArity.ZeroOrMore };
+        new("-o") { Description = "Format options, comma separated (-o help lists them)", HelpName = "options", Arity = ArgumentArity.OneOrMore };
 
     public static async Task PrintOptionHelpAsync(CliContext context, FormatDriver driver)
     {
