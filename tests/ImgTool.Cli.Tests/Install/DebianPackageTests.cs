@@ -1,4 +1,3 @@
-using System.Diagnostics;
 
 namespace ImgTool.Cli.Tests.Install;
 
@@ -22,16 +21,16 @@ public sealed class DebianPackageTests : IDisposable
     [Fact]
     public void The_package_installs_with_dpkg_runs_and_removes_cleanly()
     {
-        string repository = RepositoryRoot();
-        string built = Run(Path.Combine(repository, "tools", "package-deb.sh"), ["--no-build"], repository);
+        string repository = ImgTool.TestSupport.LinuxFixtureCache.RepositoryRoot;
+        string built = HostProcess.Run(Path.Combine(repository, "tools", "package-deb.sh"), ["--no-build"], repository);
         string package = built.Trim().Split("package built: ")[^1].Trim();
         Assert.True(File.Exists(package), built);
 
-        string version = Run(Path.Combine(repository, "out", "bin", "imgtool"), ["--version"], repository).Trim().Replace("imgtool version ", "", StringComparison.Ordinal);
-        string info = Run("dpkg-deb", ["--info", package], repository);
+        string version = HostProcess.Run(Path.Combine(repository, "out", "bin", "imgtool"), ["--version"], repository).Trim().Replace("imgtool version ", "", StringComparison.Ordinal);
+        string info = HostProcess.Run("dpkg-deb", ["--info", package], repository);
         Assert.Contains("Package: imgtool", info);
         Assert.Contains($"Version: {version}", info);
-        string contents = Run("dpkg-deb", ["--contents", package], repository);
+        string contents = HostProcess.Run("dpkg-deb", ["--contents", package], repository);
         foreach (string path in new[] { "./usr/bin/imgtool -> ../lib/imgtool/imgtool", "./usr/lib/imgtool/machine/imgtool-machine", "./usr/share/man/man1/imgtool.1.gz",
             "./usr/share/bash-completion/completions/imgtool", "./usr/share/zsh/vendor-completions/_imgtool" })
         {
@@ -44,34 +43,11 @@ public sealed class DebianPackageTests : IDisposable
         }
 
         File.WriteAllText(Path.Combine(_root, "var", "lib", "dpkg", "status"), "");
-        Run("dpkg", [$"--root={_root}", "--force-depends", "-i", package], repository);
-        Assert.Equal($"imgtool version {version}", Run(Path.Combine(_root, "usr", "bin", "imgtool"), ["--version"], Path.GetTempPath()).Trim());
-        Assert.Equal($"imgtool version {version}", Run(Path.Combine(_root, "usr", "lib", "imgtool", "machine", "imgtool-machine"), ["--version"], Path.GetTempPath()).Trim());
+        HostProcess.Run("dpkg", [$"--root={_root}", "--force-depends", "-i", package], repository);
+        Assert.Equal($"imgtool version {version}", HostProcess.Run(Path.Combine(_root, "usr", "bin", "imgtool"), ["--version"], Path.GetTempPath()).Trim());
+        Assert.Equal($"imgtool version {version}", HostProcess.Run(Path.Combine(_root, "usr", "lib", "imgtool", "machine", "imgtool-machine"), ["--version"], Path.GetTempPath()).Trim());
 
-        Run("dpkg", [$"--root={_root}", "-r", "imgtool"], repository);
+        HostProcess.Run("dpkg", [$"--root={_root}", "-r", "imgtool"], repository);
         Assert.False(File.Exists(Path.Combine(_root, "usr", "bin", "imgtool")) || Directory.Exists(Path.Combine(_root, "usr", "lib", "imgtool")));
-    }
-
-    private static string Run(string program, string[] args, string directory)
-    {
-        var start = new ProcessStartInfo(program, args) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        string error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        Assert.True(process.ExitCode == 0, $"{program} {string.Join(' ', args)} exited {process.ExitCode}: {error}");
-        return output.Result;
-    }
-
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "ImgTool.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        Assert.NotNull(directory);
-        return directory.FullName;
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 
 namespace ImgTool.Cli.Tests.Install;
@@ -24,19 +23,19 @@ public sealed partial class InstallTests : IDisposable
     [Fact]
     public void Install_to_a_prefix_gives_a_working_binary_completions_and_a_man_page_and_uninstall_removes_them()
     {
-        string root = RepositoryRoot();
-        Run(Path.Combine(root, "tools", "install.sh"), ["--prefix", _prefix, "--no-build"], root);
+        string root = ImgTool.TestSupport.LinuxFixtureCache.RepositoryRoot;
+        HostProcess.Run(Path.Combine(root, "tools", "install.sh"), ["--prefix", _prefix, "--no-build"], root);
         string imgtool = Path.Combine(_prefix, "bin", "imgtool");
 
-        var (_, version) = Run(imgtool, ["--version"], Path.GetTempPath());
+        string version = HostProcess.Run(imgtool, ["--version"], Path.GetTempPath());
         Assert.StartsWith("imgtool version ", version);
 
         string bashCompletion = Path.Combine(_prefix, "share", "bash-completion", "completions", "imgtool");
-        var (_, complete) = Run("bash", ["-c", $"source '{bashCompletion}' && complete -p imgtool"], Path.GetTempPath());
+        string complete = HostProcess.Run("bash", ["-c", $"source '{bashCompletion}' && complete -p imgtool"], Path.GetTempPath());
         Assert.Contains("-F _imgtool imgtool", complete);
 
         string manPage = Path.Combine(_prefix, "share", "man", "man1", "imgtool.1");
-        var (_, rendered) = Run("man", ["-l", manPage], Path.GetTempPath(), ("MANPAGER", "cat"), ("MANWIDTH", "200"));
+        string rendered = HostProcess.Run("man", ["-l", manPage], Path.GetTempPath(), ("MANPAGER", "cat"), ("MANWIDTH", "200"));
         Assert.Contains("IMGTOOL(1)", rendered);
         Assert.Contains("imgtool convert [options]", rendered);
 
@@ -44,7 +43,7 @@ public sealed partial class InstallTests : IDisposable
         string roff = File.ReadAllText(manPage).Replace("\\-", "-", StringComparison.Ordinal);
         string bash = File.ReadAllText(bashCompletion);
         string zsh = File.ReadAllText(Path.Combine(_prefix, "share", "zsh", "site-functions", "_imgtool"));
-        var (_, help) = Run(imgtool, ["--help"], Path.GetTempPath());
+        string help = HostProcess.Run(imgtool, ["--help"], Path.GetTempPath());
         string[] commands = Section(help, "Commands:").Select(line => line.Split(' ', 2)[0]).ToArray();
         Assert.Contains("convert", commands);
         Assert.Contains("boot", commands);
@@ -53,7 +52,7 @@ public sealed partial class InstallTests : IDisposable
             Assert.Contains($"imgtool {command} [options]", roff);
             Assert.Contains($"{command}) opts=", bash);
             Assert.Contains($"'{command}:", zsh);
-            var (_, commandHelp) = Run(imgtool, [command, "--help"], Path.GetTempPath());
+            string commandHelp = HostProcess.Run(imgtool, [command, "--help"], Path.GetTempPath());
             string[] options = Section(commandHelp, "Options:").SelectMany(OptionNames).Where(name => name is not ("-?" or "-h" or "--help")).ToArray();
             Assert.NotEmpty(options);
             foreach (string option in options)
@@ -64,7 +63,7 @@ public sealed partial class InstallTests : IDisposable
             }
         }
 
-        Run(Path.Combine(root, "tools", "install.sh"), ["--prefix", _prefix, "--uninstall"], root);
+        HostProcess.Run(Path.Combine(root, "tools", "install.sh"), ["--prefix", _prefix, "--uninstall"], root);
         Assert.False(File.Exists(imgtool) || File.Exists(manPage) || File.Exists(bashCompletion) || Directory.Exists(Path.Combine(_prefix, "lib", "imgtool")));
     }
 
@@ -78,32 +77,4 @@ public sealed partial class InstallTests : IDisposable
 
     [GeneratedRegex(@"^(-[^ ,]*(?:, -[^ ,]*)*)")]
     private static partial Regex OptionNamesPattern();
-
-    private static (int Code, string Output) Run(string program, string[] args, string directory, params (string Name, string Value)[] environment)
-    {
-        var start = new ProcessStartInfo(program, args) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var (name, value) in environment)
-        {
-            start.Environment[name] = value;
-        }
-
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        string error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        Assert.True(process.ExitCode == 0, $"{program} {string.Join(' ', args)} exited {process.ExitCode}: {error}");
-        return (process.ExitCode, output.Result);
-    }
-
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "ImgTool.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        Assert.NotNull(directory);
-        return directory.FullName;
-    }
 }
