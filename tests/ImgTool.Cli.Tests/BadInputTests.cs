@@ -138,6 +138,13 @@ public sealed class BadInputTests : IDisposable
             "imgtool: unknown option '--ouput' (did you mean '--output'?)");
     }
 
+    /// <summary>The completion scripts exist for bash and zsh; another shell is refused in one line.</summary>
+    [Fact]
+    public async Task Completion_for_an_unknown_shell_is_refused()
+    {
+        AssertOneLineError(await Imgtool("completion", "fish"), "imgtool: unknown shell 'fish': use bash or zsh");
+    }
+
     [Fact]
     public async Task Debug_adds_the_stack_trace()
     {

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text.Json;
+using static ImgTool.Cli.Tests.Interop.BigEndianPatch;
 using static ImgTool.Cli.Tests.Tools;
 
 namespace ImgTool.Cli.Tests.Interop;
@@ -185,31 +186,5 @@ public sealed class Qcow2CheckWordingTests : IDisposable
         }
 
         return image;
-    }
-
-    private static async Task<long> ReadAsync(string path, long offset)
-    {
-        byte[] buffer = new byte[8];
-        await using var stream = File.OpenRead(path);
-        stream.Position = offset;
-        await stream.ReadExactlyAsync(buffer);
-        return BinaryPrimitives.ReadInt64BigEndian(buffer);
-    }
-
-    private static async Task PatchAsync(string path, long offset, long value, int width)
-    {
-        byte[] buffer = new byte[width];
-        if (width == 8)
-        {
-            BinaryPrimitives.WriteInt64BigEndian(buffer, value);
-        }
-        else
-        {
-            BinaryPrimitives.WriteUInt16BigEndian(buffer, (ushort)value);
-        }
-
-        await using var stream = new FileStream(path, FileMode.Open);
-        stream.Position = offset;
-        await stream.WriteAsync(buffer);
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text.Json;
+using static ImgTool.Cli.Tests.Interop.BigEndianPatch;
 using static ImgTool.Cli.Tests.Tools;
 
 namespace ImgTool.Cli.Tests.Interop;
@@ -175,29 +176,5 @@ public sealed class Qcow2CorruptionTests : IDisposable
         }
 
         return image;
-    }
-
-    private static async Task<long> ReadAsync(string path, long offset, int width)
-    {
-        byte[] buffer = new byte[width];
-        await using var stream = File.OpenRead(path);
-        stream.Position = offset;
-        await stream.ReadExactlyAsync(buffer);
-        return width == 8 ? BinaryPrimitives.ReadInt64BigEndian(buffer) : BinaryPrimitives.ReadUInt32BigEndian(buffer);
-    }
-
-    private static async Task PatchAsync(string path, long offset, long value, int width)
-    {
-        byte[] buffer = new byte[width];
-        switch (width)
-        {
-            case 8: BinaryPrimitives.WriteInt64BigEndian(buffer, value); break;
-            case 4: BinaryPrimitives.WriteUInt32BigEndian(buffer, (uint)value); break;
-            default: BinaryPrimitives.WriteUInt16BigEndian(buffer, (ushort)value); break;
-        }
-
-        await using var stream = new FileStream(path, FileMode.Open);
-        stream.Position = offset;
-        await stream.WriteAsync(buffer);
     }
 }

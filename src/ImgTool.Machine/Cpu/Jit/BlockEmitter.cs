@@ -278,14 +278,6 @@ internal sealed unsafe partial class BlockEmitter
         EmitExitIf();
     }
 
-    /// <summary>if (cpu.FaultPending) leave (the op did not complete: its register writes have not happened yet).</summary>
-    private void EmitExitIfFault()
-    {
-        EmitCpu();
-        _il.Emit(OpCodes.Call, CpuMembers.GetFaultPending);
-        EmitExitIf();
-    }
-
     /// <summary>An exit that writes back the registers dirty at this point of the block.</summary>
     private Label ExitLabel()
     {

@@ -74,9 +74,12 @@ internal sealed unsafe partial class X86Cpu
     /// <summary>The first entry of the current privilege's set (the array is pinned: the address holds for the CPU's life).</summary>
     internal TlbEntry* TlbSetAddress => (TlbEntry*)Unsafe.AsPointer(ref _tlb[_tlbSet]);
 
+    /// <summary>The current set's entry for a linear address.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ref TlbEntry TlbEntryFor(uint linear) =>
-        ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tlb), _tlbSet + (int)((linear >> PhysicalMemory.PageShift) & (TlbEntries - 1)));
+    private int TlbIndex(uint linear) => _tlbSet + (int)((linear >> PhysicalMemory.PageShift) & (TlbEntries - 1));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref TlbEntry TlbEntryFor(uint linear) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tlb), TlbIndex(linear));
 
     /// <summary>The tag an access of sizeBytes at linear hits: the page of its last byte (so a page straddle misses).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -89,7 +92,7 @@ internal sealed unsafe partial class X86Cpu
     /// </summary>
     internal bool TryTranslateFromTlb(uint linear, out uint physical)
     {
-        int index = _tlbSet + (int)((linear >> PhysicalMemory.PageShift) & (TlbEntries - 1));
+        int index = TlbIndex(linear);
         if (_tlb[index].ReadTag == (linear & ~PageOffsetMask))
         {
             physical = _tlbPhysicalPage[index] | (linear & PageOffsetMask);

@@ -78,23 +78,7 @@ public sealed class RegionTests
         for (int condition = 0; condition < 16; condition++)
         {
             byte[] program = ConditionProgram(opcode, condition, setcc, pairs.Count);
-            var interpreted = new FlatCpu(JitSettings.Off, program);
-            var translated = new FlatCpu(new JitSettings(true, HotThreshold: 2), program);
-            foreach (var cpu in new[] { interpreted, translated })
-            {
-                for (int i = 0; i < pairs.Count; i++)
-                {
-                    cpu.Memory.Write32(Data + (uint)(8 * i), pairs[i].A);
-                    cpu.Memory.Write32(Data + (uint)(8 * i) + 4, pairs[i].B);
-                }
-
-                cpu.RunToHalt(1_000_000);
-            }
-
-            byte[] expected = new byte[pairs.Count];
-            byte[] actual = new byte[pairs.Count];
-            interpreted.Memory.ReadBlock(Output, expected);
-            translated.Memory.ReadBlock(Output, actual);
+            var (expected, actual, translated) = RunBoth(program, pairs, pairs.Count);
             Assert.True(expected.AsSpan().SequenceEqual(actual), $"condition {condition:X}: the translation answers {Convert.ToHexString(actual)}, the interpreter {Convert.ToHexString(expected)}");
             Assert.True(translated.Cpu.JitStatistics!.InstructionsTranslated > 0);
         }
@@ -136,23 +120,7 @@ public sealed class RegionTests
             foreach (int? immediate in new int?[] { null, 1, 3, 7, 8, 15, 16, 17, 31 })
             {
                 byte[] program = ShiftProgram(kind, size, immediate, pairs.Count);
-                var interpreted = new FlatCpu(JitSettings.Off, program);
-                var translated = new FlatCpu(new JitSettings(true, HotThreshold: 2), program);
-                foreach (var cpu in new[] { interpreted, translated })
-                {
-                    for (int i = 0; i < pairs.Count; i++)
-                    {
-                        cpu.Memory.Write32(Data + (uint)(8 * i), pairs[i].Value);
-                        cpu.Memory.Write32(Data + (uint)(8 * i) + 4, pairs[i].Count);
-                    }
-
-                    cpu.RunToHalt(1_000_000);
-                }
-
-                byte[] expected = new byte[8 * pairs.Count];
-                byte[] actual = new byte[8 * pairs.Count];
-                interpreted.Memory.ReadBlock(Output, expected);
-                translated.Memory.ReadBlock(Output, actual);
+                var (expected, actual, translated) = RunBoth(program, pairs, 8 * pairs.Count);
                 for (int i = 0; i < pairs.Count; i++)
                 {
                     Assert.True(expected.AsSpan(8 * i, 8).SequenceEqual(actual.AsSpan(8 * i, 8)),
@@ -207,6 +175,32 @@ public sealed class RegionTests
     }
 
     private const uint Output = 0x30000;
+
+    /// <summary>
+    /// The program run interpreted and translated (every block hot at its second run) over the same operand pairs
+    /// at <see cref="Data"/>: the bytes each left at <see cref="Output"/>, and the translating CPU.
+    /// </summary>
+    private static (byte[] Expected, byte[] Actual, FlatCpu Translated) RunBoth(byte[] program, IReadOnlyList<(uint, uint)> pairs, int outputBytes)
+    {
+        var interpreted = new FlatCpu(JitSettings.Off, program);
+        var translated = new FlatCpu(new JitSettings(true, HotThreshold: 2), program);
+        foreach (var cpu in new[] { interpreted, translated })
+        {
+            for (int i = 0; i < pairs.Count; i++)
+            {
+                cpu.Memory.Write32(Data + (uint)(8 * i), pairs[i].Item1);
+                cpu.Memory.Write32(Data + (uint)(8 * i) + 4, pairs[i].Item2);
+            }
+
+            cpu.RunToHalt(1_000_000);
+        }
+
+        byte[] expected = new byte[outputBytes];
+        byte[] actual = new byte[outputBytes];
+        interpreted.Memory.ReadBlock(Output, expected);
+        translated.Memory.ReadBlock(Output, actual);
+        return (expected, actual, translated);
+    }
 
     private static byte[] ConditionProgram(byte opcode, int condition, bool setcc, int count)
     {
